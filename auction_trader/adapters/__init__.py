@@ -1,0 +1,1 @@
+"""Venue adapters beyond what Nautilus ships."""

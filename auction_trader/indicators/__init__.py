@@ -1,0 +1,1 @@
+"""Nautilus indicators wrapping the Rust feature engine (rolling value area, order flow, qimb)."""

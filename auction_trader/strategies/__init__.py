@@ -1,0 +1,1 @@
+"""Nautilus strategies: AuctionStrategy adapts events to the core and its decisions to orders."""
