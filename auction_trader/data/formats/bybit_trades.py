@@ -1,0 +1,79 @@
+"""Bybit public daily trade dumps (``public.bybit.com/trading/<SYMBOL>/<SYMBOL><YYYY-MM-DD>.csv.gz``).
+
+Header ``timestamp,symbol,side,size,price,tickDirection,trdMatchID,grossValue,homeNotional,
+foreignNotional`` and, in newer files, ``RPI``. ``timestamp`` is seconds with a decimal fraction
+(converted exactly, no float), ``side`` is the taker's side, ``size`` is in the base coin and
+``trdMatchID`` becomes the trade id. RPI trades (filled against Retail Price Improvement orders)
+are real volume and are kept; their count is reported. Files may be written oldest or newest
+first; either is accepted, rows out of the file's own order are not.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from auction_trader.data.errors import BadRow, DataError, Rejects
+from auction_trader.data.formats import ImportOptions, Parsed
+from auction_trader.data.formats._io import Truncated, read_lines
+from auction_trader.data.parse import TradeRows, decimal_seconds_to_ns, positive, side
+
+REQUIRED = ("timestamp", "symbol", "side", "size", "price")
+
+
+def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
+    rows = TradeRows()
+    parsed = Parsed(trades=rows, allow_descending=True)
+    lines = read_lines(path)
+    try:
+        header_no, header_text = next(lines)
+    except StopIteration:
+        raise DataError(f"{path}: empty file (expected a header: {','.join(REQUIRED)},...)") from None
+    except Truncated as exc:
+        raise DataError(f"{path}:1: {exc.reason}") from None
+    header = next(csv.reader([header_text]))
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise DataError(f"{path}:{header_no}: missing column(s) {', '.join(missing)} (header: {header_text[:200]})")
+    col = {name: header.index(name) for name in header}
+    i_ts, i_sym, i_side, i_size, i_price = (col[c] for c in REQUIRED)
+    i_id = col.get("trdMatchID")
+    i_rpi = col.get("RPI")
+    width = len(header)
+    rpi = 0
+    symbol_checked = False
+    try:
+        for line_no, text in lines:
+            if not text:
+                continue
+            parsed.rows_read += 1
+            fields = next(csv.reader([text])) if '"' in text else text.split(",")
+            if len(fields) != width:
+                rejects.add(line_no, "row", f"expected {width} columns, got {len(fields)}", text)
+                continue
+            if fields[i_sym] != options.raw_symbol:
+                if not symbol_checked:
+                    raise DataError(
+                        f"{path}:{line_no}: symbol: the file holds {fields[i_sym]!r} trades but the "
+                        f"instrument is {options.instrument_id} (pass --instrument for another symbol)",
+                    )
+                rejects.add(line_no, "symbol", f"{fields[i_sym]!r} is not {options.raw_symbol!r}", text)
+                continue
+            symbol_checked = True
+            try:
+                ts = decimal_seconds_to_ns(fields[i_ts])
+                price = positive(fields[i_price], "price")
+                size = positive(fields[i_size], "size")
+                aggressor = side(fields[i_side])
+            except BadRow as bad:
+                rejects.add(line_no, bad.field, bad.reason, text)
+                continue
+            trade_id = fields[i_id] if i_id is not None and fields[i_id] else f"L{line_no}"
+            if i_rpi is not None and fields[i_rpi] not in ("", "0", "false", "False"):
+                rpi += 1
+            rows.add(line_no, ts, price, size, aggressor, trade_id[:36])
+    except Truncated as exc:
+        rejects.add(exc.line, "file", exc.reason, exc.partial)
+    if rpi:
+        parsed.notes.append(f"{rpi} RPI trade(s) kept")
+    return parsed

@@ -1,0 +1,94 @@
+"""Timestamp unit detection for generic CSVs (specv2 §3.2's "converters").
+
+A column of timestamps is read as unix seconds, milliseconds, microseconds or nanoseconds, or as
+ISO 8601 text. The unit is inferred from the values: the unit under which every sampled value is a
+date between 1990 and 2100. When no single unit fits (values outside that span, mixed magnitudes,
+ISO text without a timezone) the best guess is used and a warning says what was assumed - the
+spec's "best effort, warn if ambiguous".
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, InvalidOperation
+
+import pandas as pd
+
+from auction_trader.data.errors import BadRow
+
+NS_PER = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_LO_S, _HI_S = 631_152_000, 4_102_444_800  # 1990-01-01, 2100-01-01 in unix seconds
+UNITS = ("auto", "s", "ms", "us", "ns", "iso")
+MAX_NS = 2**63 - 1
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def detect_unit(samples: list[str]) -> tuple[str, str | None]:
+    """(unit, warning or None) for a sample of timestamp strings."""
+    samples = [s.strip() for s in samples if s and s.strip()]
+    if not samples:
+        return "ms", "no timestamps to inspect; assuming milliseconds"
+    numbers = [_as_number(s) for s in samples]
+    if any(v is None for v in numbers):
+        naive = [s for s in samples if _as_number(s) is None and not _has_zone(s)]
+        return "iso", (f"ISO timestamps without a timezone (e.g. {naive[0]!r}); assuming UTC" if naive else None)
+    fits = [u for u, k in NS_PER.items() if all(_LO_S <= v * k / 1e9 <= _HI_S for v in numbers)]
+    if len(fits) == 1:
+        return fits[0], None
+    # Nothing fits everywhere: take the unit that puts the median closest to the plausible span.
+    median = sorted(numbers)[len(numbers) // 2]
+
+    def distance(unit: str) -> float:
+        seconds = abs(median) * NS_PER[unit] / 1e9
+        if seconds <= 0:
+            return math.inf
+        return 0.0 if _LO_S <= seconds <= _HI_S else min(abs(math.log10(seconds / _LO_S)), abs(math.log10(seconds / _HI_S)))
+
+    best = min(NS_PER, key=distance)
+    return best, (
+        f"timestamp unit is ambiguous (values from {min(numbers):g} to {max(numbers):g} fit no single "
+        f"unit as dates in 1990-2100); assuming {best}. Pass --ts-unit to be explicit."
+    )
+
+
+def _has_zone(text: str) -> bool:
+    t = text.strip()
+    return t.endswith(("Z", "z")) or (len(t) > 19 and ("+" in t[10:] or "-" in t[19:]))
+
+
+def to_ns(text: str, unit: str, name: str = "ts") -> int:
+    """One timestamp in ``unit`` to integer nanoseconds, exactly for decimal text."""
+    text = text.strip()
+    if unit == "iso":
+        try:
+            stamp = pd.Timestamp(text)
+        except (ValueError, TypeError):
+            raise BadRow(name, f"not an ISO 8601 timestamp: {text!r}") from None
+        if stamp is pd.NaT:
+            raise BadRow(name, f"not an ISO 8601 timestamp: {text!r}")
+        if stamp.tzinfo is None:
+            stamp = stamp.tz_localize("UTC")
+        return int(stamp.value)
+    scale = NS_PER[unit]
+    whole, dot, frac = text.partition(".")
+    digits = len(str(scale)) - 1  # decimals that still fit in nanoseconds
+    if whole.isdigit() and (not dot or frac.isdigit()) and len(frac) <= digits:
+        ns = int(whole) * scale + (int(frac.ljust(digits, "0")) if frac else 0)
+    else:
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise BadRow(name, f"not a number of {unit}: {text!r}") from None
+        if not value.is_finite() or value <= 0:
+            raise BadRow(name, f"not a positive number of {unit}: {text!r}")
+        ns = int(value * scale)
+    if not 0 < ns < MAX_NS:
+        raise BadRow(name, f"{text!r} as {unit} is outside the representable range (before 2262)")
+    return ns
