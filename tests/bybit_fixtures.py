@@ -485,6 +485,6 @@ def _handler(server: ArchiveServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002
-            pass
+            """Quiet: tests read the server's hit log, not its stderr."""
 
     return Handler

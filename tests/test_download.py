@@ -260,7 +260,7 @@ def test_persistent_server_errors_fail_that_day_only(server, dirs, capsys):
     out = capsys.readouterr().out
     assert len(server.hits_for(trades_path(D2))) == 3  # one try and two retries
     assert summary_rows(out)[(str(D2), "trades")][0] == "failed"
-    assert f"giving up after 3 attempt(s) without progress: HTTP 502" in out
+    assert "giving up after 3 attempt(s) without progress: HTTP 502" in out
     assert catalog_trades(catalog) == expected_trades(D1, D3)
     assert catalog_quotes(catalog) == expected_quotes(D1, D3)
 

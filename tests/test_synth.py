@@ -20,7 +20,6 @@ from auction_trader.data.synth import (
     FAILED_DOWN,
     FAILED_UP,
     GENERATOR,
-    STEP_NS,
     TREND_DOWN,
     TREND_UP,
     fair_path,

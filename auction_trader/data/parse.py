@@ -10,7 +10,6 @@ price and size (checked against the residual, which must be ~0).
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
@@ -50,20 +49,6 @@ def side(text: str, name: str = "side", allow_none: bool = False) -> int:
     if allow_none and key in ("", "none", "0", "unknown", "n/a"):
         return NO_AGGRESSOR
     raise BadRow(name, f"unknown side {text!r} (expected Buy/Sell)")
-
-
-def decimal_seconds_to_ns(text: str, name: str = "timestamp") -> int:
-    """'1704067200.1791' -> 1704067200179100000 exactly (no float rounding)."""
-    whole, dot, frac = text.strip().partition(".")
-    if whole.isdigit() and (not dot or frac.isdigit()) and len(frac) <= 9:
-        return int(whole) * 1_000_000_000 + (int(frac.ljust(9, "0")) if frac else 0)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise BadRow(name, f"not a timestamp in seconds: {text!r}") from None
-    if not value.is_finite() or value <= 0:
-        raise BadRow(name, f"not a timestamp in seconds: {text!r}")
-    return int(value * 1_000_000_000)
 
 
 def iso(ns: int | np.integer) -> str:

@@ -85,9 +85,9 @@ def to_ns(text: str, unit: str, name: str = "ts") -> int:
         try:
             value = Decimal(text)
         except InvalidOperation:
-            raise BadRow(name, f"not a number of {unit}: {text!r}") from None
+            raise BadRow(name, f"not a timestamp in {unit}: {text!r}") from None
         if not value.is_finite() or value <= 0:
-            raise BadRow(name, f"not a positive number of {unit}: {text!r}")
+            raise BadRow(name, f"not a positive timestamp in {unit}: {text!r}")
         ns = int(value * scale)
     if not 0 < ns < MAX_NS:
         raise BadRow(name, f"{text!r} as {unit} is outside the representable range (before 2262)")

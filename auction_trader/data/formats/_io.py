@@ -7,6 +7,7 @@ before the damage and reports exactly where it starts.
 
 from __future__ import annotations
 
+import csv
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -49,6 +50,22 @@ def _plain(path: Path) -> Iterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
             yield chunk
+
+
+def read_header(path: Path, lines: Iterator[tuple[int, str]], required: tuple[str, ...] = ()) -> list[str]:
+    """The header row's column names; the file's first line. Names the file when it is missing
+    the header or any of ``required``."""
+    try:
+        _, text = next(lines)
+    except StopIteration:
+        raise DataError(f"{path}: empty file (a header row is required)") from None
+    except Truncated as exc:
+        raise DataError(f"{path}:1: {exc.reason}") from None
+    header = next(csv.reader([text]))
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataError(f"{path}:1: missing column(s) {', '.join(missing)} (header: {text[:200]})")
+    return header
 
 
 class _Broken(Exception):

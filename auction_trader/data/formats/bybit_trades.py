@@ -15,8 +15,9 @@ from pathlib import Path
 
 from auction_trader.data.errors import BadRow, DataError, Rejects
 from auction_trader.data.formats import ImportOptions, Parsed
-from auction_trader.data.formats._io import Truncated, read_lines
-from auction_trader.data.parse import TradeRows, decimal_seconds_to_ns, positive, side
+from auction_trader.data.formats._io import Truncated, read_header, read_lines
+from auction_trader.data.parse import TradeRows, positive, side
+from auction_trader.data.timestamps import to_ns
 
 REQUIRED = ("timestamp", "symbol", "side", "size", "price")
 
@@ -25,16 +26,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
     rows = TradeRows()
     parsed = Parsed(trades=rows, allow_descending=True)
     lines = read_lines(path)
-    try:
-        header_no, header_text = next(lines)
-    except StopIteration:
-        raise DataError(f"{path}: empty file (expected a header: {','.join(REQUIRED)},...)") from None
-    except Truncated as exc:
-        raise DataError(f"{path}:1: {exc.reason}") from None
-    header = next(csv.reader([header_text]))
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise DataError(f"{path}:{header_no}: missing column(s) {', '.join(missing)} (header: {header_text[:200]})")
+    header = read_header(path, lines, REQUIRED)
     col = {name: header.index(name) for name in header}
     i_ts, i_sym, i_side, i_size, i_price = (col[c] for c in REQUIRED)
     i_id = col.get("trdMatchID")
@@ -61,7 +53,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
                 continue
             symbol_checked = True
             try:
-                ts = decimal_seconds_to_ns(fields[i_ts])
+                ts = to_ns(fields[i_ts], "s", "timestamp")
                 price = positive(fields[i_price], "price")
                 size = positive(fields[i_size], "size")
                 aggressor = side(fields[i_side])

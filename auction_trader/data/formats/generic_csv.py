@@ -17,7 +17,7 @@ from pathlib import Path
 
 from auction_trader.data.errors import BadRow, DataError, Rejects
 from auction_trader.data.formats import ImportOptions, Parsed
-from auction_trader.data.formats._io import Truncated, read_lines
+from auction_trader.data.formats._io import Truncated, read_header, read_lines
 from auction_trader.data.parse import BUYER, SELLER, QuoteRows, TradeRows, positive, side
 from auction_trader.data.timestamps import UNITS, detect_unit, to_ns
 
@@ -71,13 +71,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
     if options.ts_unit not in UNITS:
         raise DataError(f"--ts-unit must be one of {', '.join(UNITS)}, not {options.ts_unit!r}")
     lines = read_lines(path)
-    try:
-        _, header_text = next(lines)
-    except StopIteration:
-        raise DataError(f"{path}: empty file (a header row is required)") from None
-    except Truncated as exc:
-        raise DataError(f"{path}:1: {exc.reason}") from None
-    header = next(csv.reader([header_text]))
+    header = read_header(path, lines)
     kind, col = _map_columns(path, header, options)
     maker_flag = "side" in col and header[col["side"]].strip().lower() in MAKER_FLAGS
     rows = TradeRows() if kind == "trades" else QuoteRows()

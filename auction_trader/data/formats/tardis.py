@@ -22,7 +22,7 @@ from nautilus_trader.model.identifiers import InstrumentId
 
 from auction_trader.data.errors import BadRow, DataError, Rejects
 from auction_trader.data.formats import ImportOptions, Parsed
-from auction_trader.data.formats._io import Truncated, read_lines
+from auction_trader.data.formats._io import Truncated, read_header, read_lines
 from auction_trader.data.parse import BUYER, NO_AGGRESSOR, SELLER, QuoteRows, TradeRows, infer_precision, positive, side, to_units
 
 TRADE_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount")
@@ -39,14 +39,8 @@ def _micros(text: str, name: str) -> int:
 def _validate(path: Path, rejects: Rejects, options: ImportOptions, columns: tuple[str, ...], check) -> tuple[list[str], list[str], list[int], list[int], int]:
     """Checks every row; returns (header line, good lines, their line numbers, their local timestamps, rows read)."""
     lines = read_lines(path)
-    try:
-        _, header_text = next(lines)
-    except StopIteration:
-        raise DataError(f"{path}: empty file (expected a header: {','.join(columns)})") from None
-    header = header_text.split(",")
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise DataError(f"{path}:1: missing column(s) {', '.join(missing)} (header: {header_text[:200]})")
+    header = read_header(path, lines, columns)
+    header_text = ",".join(header)
     index = {c: header.index(c) for c in columns}
     good, numbers, order = [], [], []
     read = 0
