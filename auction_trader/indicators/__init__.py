@@ -1,1 +1,5 @@
-"""Nautilus indicators wrapping the Rust feature engine (rolling value area, order flow, qimb)."""
+"""Nautilus indicators wrapping the Rust feature engine."""
+
+from auction_trader.indicators.auction_features import AuctionFeatures
+
+__all__ = ["AuctionFeatures"]

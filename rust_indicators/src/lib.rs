@@ -1,18 +1,34 @@
-//! `rust_indicators`: the numeric core of auction-trader's feature engine.
+//! `rust_indicators`: auction-trader's feature engine (specv2 §4-5, DESIGN.md "Feature
+//! definitions, precisely", restated with every open point settled in the repository's
+//! `docs/features.md`).
 //!
-//! The crate is plain Rust with an optional Python face:
+//! Trades and L1 quotes go in, one row of features per UTC minute comes out. One module per
+//! concept, all plain Rust on integer milliseconds, ticks and lots:
 //!
-//! * [`value_area`]: POC / VAL / VAH of a volume profile (specv2 §5.6, the "Value area" rules of
-//!   DESIGN.md), on sparse (`key -> volume`) or dense histograms with integer bin keys.
-//! * `python` (cargo feature `python`, built by maturin): a thin PyO3 module, importable as
-//!   `rust_indicators`, that converts arguments and errors and calls the functions above.
+//! * [`config`]: parameters and unit conversions;
+//! * [`bars`]: one-minute OHLC, volume, VWAP;
+//! * [`quotes`]: trade/quote alignment, close snapshot, rolling spread, quote-imbalance EMA;
+//! * [`order_flow`]: prints, quote rule, tick-rule fallback, agreement with the taker side;
+//! * [`volatility`]: sigma of one-minute returns, the volatility-scaled bin width, rebucketing;
+//! * [`profile`]: the rolling volume histogram;
+//! * [`value_area`]: POC / VAL / VAH;
+//! * [`bvc`]: the BVC proxy (manual fallback);
+//! * [`engine`]: the streaming engine and the batch entry point.
 //!
-//! Everything numeric is deterministic: the same inputs give bit-identical outputs, and the order
-//! of floating-point sums is part of each function's contract.
+//! `python` (cargo feature `python`, built by maturin) is a thin PyO3 module over [`engine`].
+//! Everything is deterministic: the same inputs give bit-identical rows.
 
 #![warn(missing_docs)]
 
+pub mod bars;
+pub mod bvc;
+pub mod config;
+pub mod engine;
+pub mod order_flow;
+pub mod profile;
+pub mod quotes;
 pub mod value_area;
+pub mod volatility;
 
 #[cfg(feature = "python")]
 mod python;

@@ -1,17 +1,22 @@
 //! The Python module `rust_indicators` (cargo feature `python`, built by maturin).
 //!
-//! Thin on purpose: convert arguments, release the GIL around the computation, map
-//! [`ValueAreaError`] to `ValueError`. The semantics live in the pure-Rust modules.
+//! Thin on purpose: convert arguments, release the GIL around batch work, map errors to
+//! `ValueError`. The semantics live in the pure-Rust modules. Per-event calls take primitives
+//! (ns, floats, an int side): the caller reads each Nautilus tick field once.
 
+use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
+use crate::config::EngineConfig;
+use crate::engine::{self, FeatureEngine, FeatureRow, FEATURE_COLUMNS};
 use crate::value_area::{self as va, ValueAreaError};
 
 /// `(poc, val, vah, va_volume, total_volume)` as returned to Python.
 type ValueAreaTuple = (i64, i64, i64, f64, f64);
 
-fn to_py_err(err: ValueAreaError) -> PyErr {
+fn value_error(err: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(err.to_string())
 }
 
@@ -30,23 +35,233 @@ fn to_py_err(err: ValueAreaError) -> PyErr {
 /// Raises ValueError on invalid input.
 #[pyfunction]
 #[pyo3(name = "value_area", signature = (keys, volumes, step, va_fraction))]
-fn py_value_area(
-    py: Python<'_>,
-    keys: Vec<i64>,
-    volumes: Vec<f64>,
-    step: i64,
-    va_fraction: f64,
-) -> PyResult<Option<ValueAreaTuple>> {
+fn py_value_area(py: Python<'_>, keys: Vec<i64>, volumes: Vec<f64>, step: i64, va_fraction: f64) -> PyResult<Option<ValueAreaTuple>> {
     let result = py.detach(|| va::value_area(&keys, &volumes, step, va_fraction));
     Ok(result
-        .map_err(to_py_err)?
+        .map_err(|e: ValueAreaError| value_error(e))?
         .map(|v| (v.poc, v.val, v.vah, v.va_volume, v.total_volume)))
+}
+
+/// Feature engine parameters (specv2 §17.3 defaults); all keyword arguments.
+#[pyclass(name = "EngineConfig", module = "rust_indicators", frozen)]
+#[derive(Clone)]
+struct PyEngineConfig(EngineConfig);
+
+#[pymethods]
+impl PyEngineConfig {
+    #[new]
+    #[pyo3(signature = (*, tick_size=0.1, size_step=0.001, rolling_window_minutes=240, va_fraction=0.7,
+        base_bin_ticks=1, alpha_bin=0.25, bin_width_max_ticks=200, rebucket_interval_minutes=15,
+        rebucket_change_pct=0.25, min_va_bins=20, max_quote_staleness_ms=250, use_tick_rule_fallback=true,
+        qimb_ema_span_seconds=60.0, spread_lookback_minutes=60, use_bvc=false, lookback_bvc=60))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        tick_size: f64,
+        size_step: f64,
+        rolling_window_minutes: usize,
+        va_fraction: f64,
+        base_bin_ticks: i64,
+        alpha_bin: f64,
+        bin_width_max_ticks: i64,
+        rebucket_interval_minutes: i64,
+        rebucket_change_pct: f64,
+        min_va_bins: usize,
+        max_quote_staleness_ms: i64,
+        use_tick_rule_fallback: bool,
+        qimb_ema_span_seconds: f64,
+        spread_lookback_minutes: usize,
+        use_bvc: bool,
+        lookback_bvc: usize,
+    ) -> PyResult<Self> {
+        let cfg = EngineConfig {
+            tick_size,
+            size_step,
+            rolling_window_minutes,
+            va_fraction,
+            base_bin_ticks,
+            alpha_bin,
+            bin_width_max_ticks,
+            rebucket_interval_minutes,
+            rebucket_change_pct,
+            min_va_bins,
+            max_quote_staleness_ms,
+            use_tick_rule_fallback,
+            qimb_ema_span_seconds,
+            spread_lookback_minutes,
+            use_bvc,
+            lookback_bvc,
+        };
+        cfg.validate().map_err(value_error)?;
+        Ok(Self(cfg))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.0)
+    }
+
+    #[getter]
+    fn tick_size(&self) -> f64 {
+        self.0.tick_size
+    }
+
+    #[getter]
+    fn rolling_window_minutes(&self) -> usize {
+        self.0.rolling_window_minutes
+    }
+}
+
+/// Streaming feature engine: feed trades and quotes in time order, read one row per minute.
+///
+/// on_trade / on_quote / close_through return the number of minutes they closed, so a caller
+/// knows when `last_row` has changed without asking.
+#[pyclass(name = "FeatureEngine", module = "rust_indicators")]
+struct PyFeatureEngine(FeatureEngine);
+
+#[pymethods]
+impl PyFeatureEngine {
+    #[new]
+    fn new(config: &PyEngineConfig) -> PyResult<Self> {
+        FeatureEngine::new(config.0.clone()).map(Self).map_err(value_error)
+    }
+
+    /// A trade: exchange time (ns), price, size, taker side (0 none, 1 buyer, 2 seller).
+    fn on_trade(&mut self, ts_ns: i64, price: f64, size: f64, side: u8) -> u64 {
+        let before = self.0.minutes_closed();
+        self.0.on_trade(ts_ns, price, size, side);
+        self.0.minutes_closed() - before
+    }
+
+    /// An L1 snapshot: exchange time (ns), bid, bid size, ask, ask size.
+    fn on_quote(&mut self, ts_ns: i64, bid: f64, bid_size: f64, ask: f64, ask_size: f64) -> u64 {
+        let before = self.0.minutes_closed();
+        self.0.on_quote(ts_ns, bid, bid_size, ask, ask_size);
+        self.0.minutes_closed() - before
+    }
+
+    /// The clock reached ts_ns: close every minute that ended before it.
+    fn close_through(&mut self, ts_ns: i64) -> u64 {
+        let before = self.0.minutes_closed();
+        self.0.close_through(ts_ns);
+        self.0.minutes_closed() - before
+    }
+
+    /// End of data: close the open minute.
+    fn finish(&mut self) -> u64 {
+        let before = self.0.minutes_closed();
+        self.0.finish();
+        self.0.minutes_closed() - before
+    }
+
+    /// The last closed minute's row (a FeatureRow with one attribute per column), or None.
+    fn last_row(&self) -> Option<FeatureRow> {
+        self.0.last_row().cloned()
+    }
+
+    /// Rows closed since the last call, as {column: numpy array}.
+    fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let rows = self.0.drain_rows();
+        columns(py, &rows)
+    }
+
+    /// Distance (price units) from `level` to the nearest trade of the last closed minute.
+    fn nearest_trade_distance(&self, level: f64) -> Option<f64> {
+        self.0.nearest_trade_distance(level)
+    }
+
+    #[getter]
+    fn minutes_closed(&self) -> u64 {
+        self.0.minutes_closed()
+    }
+
+    #[getter]
+    fn late_events(&self) -> u64 {
+        self.0.late_events()
+    }
+}
+
+#[pymethods]
+impl FeatureRow {
+    /// The row as {column: value}.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = columns(py, std::slice::from_ref(self))?;
+        let out = PyDict::new(py);
+        for name in FEATURE_COLUMNS {
+            out.set_item(name, d.get_item(name)?.expect("column present").get_item(0)?)?;
+        }
+        Ok(out)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("FeatureRow(ts_min={}, close={}, poc={}, val={}, vah={}, of_1m={})", self.ts_min, self.close, self.poc, self.val, self.vah, self.of_1m)
+    }
+}
+
+/// Rows -> {column: numpy array} in FEATURE_COLUMNS order.
+fn columns<'py>(py: Python<'py>, rows: &[FeatureRow]) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    macro_rules! col {
+        ($($name:ident),* $(,)?) => {
+            $( out.set_item(stringify!($name), rows.iter().map(|r| r.$name).collect::<Vec<_>>().into_pyarray(py))?; )*
+        };
+    }
+    col!(
+        ts_min, open, high, low, close, volume, vwap, trade_count, bid_px_close, ask_px_close, bid_sz_close,
+        ask_sz_close, spread_close, spread_avg_60m, mid_close, sigma_240, bin_width, poc, vah, val, va_coverage,
+        va_bin_count, of_1m, of_norm_1m, qimb_close, qimb_ema_60s, ambiguous_trade_frac_1m, total_volume_4h,
+        va_valid, bin_width_applied, side_agree, side_disagree, side_unknown, disagree_same_ts, disagree_stale,
+        disagree_fallback, disagree_inside, disagree_quote, quote_staleness_max_ms, bvc_net,
+    );
+    debug_assert_eq!(out.len(), FEATURE_COLUMNS.len());
+    Ok(out)
+}
+
+/// Features of whole streams at once (offline work): every minute's row as {column: array}.
+///
+/// Trades: ts (int64 ns), price, size (float64), side (uint8: 0 none, 1 buyer, 2 seller).
+/// Quotes: ts (int64 ns), bid, bid_size, ask, ask_size (float64). Each stream in time order.
+#[pyfunction]
+#[pyo3(signature = (config, trade_ts, trade_price, trade_size, trade_side, quote_ts, bid, bid_size, ask, ask_size))]
+#[allow(clippy::too_many_arguments)]
+fn compute_features<'py>(
+    py: Python<'py>,
+    config: &PyEngineConfig,
+    trade_ts: PyReadonlyArray1<'py, i64>,
+    trade_price: PyReadonlyArray1<'py, f64>,
+    trade_size: PyReadonlyArray1<'py, f64>,
+    trade_side: PyReadonlyArray1<'py, u8>,
+    quote_ts: PyReadonlyArray1<'py, i64>,
+    bid: PyReadonlyArray1<'py, f64>,
+    bid_size: PyReadonlyArray1<'py, f64>,
+    ask: PyReadonlyArray1<'py, f64>,
+    ask_size: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let slices = (
+        trade_ts.as_slice()?,
+        trade_price.as_slice()?,
+        trade_size.as_slice()?,
+        trade_side.as_slice()?,
+        quote_ts.as_slice()?,
+        bid.as_slice()?,
+        bid_size.as_slice()?,
+        ask.as_slice()?,
+        ask_size.as_slice()?,
+    );
+    let cfg = config.0.clone();
+    let rows = py
+        .detach(|| engine::compute_features(cfg, slices.0, slices.1, slices.2, slices.3, slices.4, slices.5, slices.6, slices.7, slices.8))
+        .map_err(value_error)?;
+    columns(py, &rows)
 }
 
 /// Numeric core of auction-trader's feature engine (Rust, via PyO3).
 #[pymodule]
 fn rust_indicators(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("FEATURE_COLUMNS", FEATURE_COLUMNS.to_vec())?;
+    m.add_class::<PyEngineConfig>()?;
+    m.add_class::<PyFeatureEngine>()?;
+    m.add_class::<FeatureRow>()?;
     m.add_function(wrap_pyfunction!(py_value_area, m)?)?;
+    m.add_function(wrap_pyfunction!(compute_features, m)?)?;
     Ok(())
 }
