@@ -1,5 +1,9 @@
-"""The framework-free AMT core: signal state machine, sizing and exit plans on plain numbers.
+"""The framework-free AMT core: plain Python on plain numbers, no Nautilus imports.
 
-Nothing here imports Nautilus, so the rules can be tested without an engine and ported unchanged
-when the framework layer changes (DESIGN.md, "Thin framework layer"). Filled by the strategy work.
+One module per concept of the spec: ``initiative`` (order flow + quote imbalance confirmation),
+``acceptance`` (k closes outside value), ``setups`` (break-in, failed breakout, breakout: triggers,
+stops, targets), ``sizing`` (risk-based quantity, leverage cap, partial-exit split), ``exits``
+(time stop, close back inside), ``risk`` (cooldown, daily loss kill switch) and ``signals`` (the
+state machine that combines them, one minute at a time). The Nautilus strategy adapts events to it
+and turns its decisions into orders; a later port to another framework touches only that layer.
 """

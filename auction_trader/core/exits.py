@@ -1,0 +1,38 @@
+"""Exit rules that are decided at a minute close (specv2 §9.1-9.2): the time stop with its
+profitable extension, and the breakout's close back inside value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TimeStop:
+    """Counts from the first minute close after the fill (specv2 §9.2 "bar close after confirmed
+    fill"). After ``max_hold_minutes`` the position exits at a close, unless it is profitable net
+    of the round-trip fees and ``extend_if_profitable`` - then it is kept, re-checked every close
+    ("trail while profitable"), and exits at the first close where it no longer is."""
+
+    max_hold_minutes: int
+    extend_if_profitable: bool
+    started_at: int | None = None  # decision time (ms) of the first close after the fill
+
+    def on_close(self, decision_ts: int, net_unrealized: float) -> bool:
+        """A minute closed at ``decision_ts`` (ms); True when the time stop is due now."""
+        if self.started_at is None:
+            self.started_at = decision_ts
+            return False
+        held = (decision_ts - self.started_at) // 60_000
+        if held < self.max_hold_minutes:
+            return False
+        return not (self.extend_if_profitable and net_unrealized > 0)
+
+
+def round_trip_fees(qty: float, entry: float, price: float, entry_fee_rate: float, exit_fee_rate: float) -> float:
+    """What opening and closing cost: the entry's actual fee rate, a market exit's taker rate."""
+    return qty * (entry * entry_fee_rate + price * exit_fee_rate)
+
+
+def closed_back_inside(direction: int, close: float, level: float) -> bool:
+    """A breakout long is wrong once a minute closes at or below the locked VAH (short mirrors)."""
+    return direction * (close - level) <= 0

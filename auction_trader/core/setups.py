@@ -1,0 +1,125 @@
+"""The three setups (specv2 §6.4-6.6) as trigger conditions plus the trade they propose.
+
+Each trigger returns a :class:`Candidate` or None. A candidate carries its entry reference (the
+trigger bar's close: the entry is a limit there), stop and targets; a target on the wrong side of
+the entry is dropped, and a candidate with no target left proposes no trade (``valid`` is False,
+``reason`` says why) - but the setup still *signalled*, which is what the signal flags record.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from auction_trader.config import AuctionConfig
+from auction_trader.core.initiative import LONG, SHORT, entry_initiative, fail_initiative
+from auction_trader.core.minute import Minute
+
+BREAKIN, FAILBREAK, BREAKOUT = "breakin", "failbreak", "breakout"
+PRIORITY = (BREAKIN, FAILBREAK, BREAKOUT)  # specv2 §6.7
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A trade a setup proposes at a minute close."""
+
+    setup: str
+    direction: int
+    entry: float
+    stop: float
+    tp1: float | None
+    tp2: float | None
+    locked: float | None = None  # breakouts: the locked edge a close must stay beyond
+    via: str = ""  # "retest" / "retest_failed" when retest mode produced it
+
+    @property
+    def valid(self) -> bool:
+        return (self.tp1 is not None or self.tp2 is not None) and self.direction * (self.entry - self.stop) > 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.setup.upper()}_{'LONG' if self.direction == LONG else 'SHORT'}"
+
+    @property
+    def reason(self) -> str:
+        if self.direction * (self.entry - self.stop) <= 0:
+            return f"{self.name}:STOP_NOT_BEYOND_ENTRY"
+        if self.tp1 is None and self.tp2 is None:
+            return f"{self.name}:NO_VALID_TARGET"
+        return self.name + (f":{self.via.upper()}" if self.via else "")
+
+
+class Levels:
+    """Price arithmetic on the instrument's tick grid."""
+
+    def __init__(self, config: AuctionConfig, tick: float) -> None:
+        self.tick = tick
+        self.decimals = max(0, -math.floor(math.log10(tick) + 1e-9))
+        self.buffer = config.risk.stop_buffer_ticks * tick
+        self.crossing_mult = config.acceptance.crossing_spread_mult
+        self.pullback_mult = config.acceptance.pullback_spread_mult
+
+    def round(self, price: float) -> float:
+        return round(round(price / self.tick) * self.tick, self.decimals)
+
+    def crossing_distance(self, m: Minute) -> float:
+        """A bar crosses a level when it trades within max(mult x average spread, one tick) of it."""
+        spread = self.crossing_mult * m.spread_avg
+        return max(spread, self.tick) if not math.isnan(spread) else self.tick
+
+    def pullback_distance(self, m: Minute) -> float:
+        spread = self.pullback_mult * m.spread_avg
+        return max(spread, self.tick) if not math.isnan(spread) else self.tick
+
+
+def _targets(direction: int, entry: float, *targets: float) -> list[float | None]:
+    """Targets beyond the entry in the trade's direction; the others are dropped (None)."""
+    return [t if not math.isnan(t) and direction * (t - entry) > 0 else None for t in targets]
+
+
+def breakin(direction: int, m: Minute, config: AuctionConfig, lv: Levels) -> Candidate | None:
+    """Failed auction back into value: a wick through the edge, a close back inside (§6.4)."""
+    if direction == LONG:
+        edge, poked, back = m.val, m.low < m.val, m.close > m.val
+    else:
+        edge, poked, back = m.vah, m.high > m.vah, m.close < m.vah
+    if not (poked and back and m.crossed(edge, lv.crossing_distance(m)) and entry_initiative(direction, m, config, "entry")):
+        return None
+    extreme = m.low if direction == LONG else m.high
+    tp1, tp2 = _targets(direction, m.close, m.poc, m.vah if direction == LONG else m.val)
+    return Candidate(BREAKIN, direction, m.close, lv.round(extreme - direction * lv.buffer), tp1, tp2)
+
+
+def failbreak(direction: int, m: Minute, config: AuctionConfig, lv: Levels, poke_extreme: float | None = None) -> Candidate | None:
+    """Fakeout: a poke beyond the edge that closes back inside, against the poke (§6.6).
+
+    ``direction`` is the trade's: SHORT after a poke above VAH. ``poke_extreme`` replaces the bar's
+    own high/low when the poke lasted longer (a failed retest)."""
+    if direction == SHORT:
+        edge, poked, back = m.vah, m.high > m.vah, m.close < m.vah
+    else:
+        edge, poked, back = m.val, m.low < m.val, m.close > m.val
+    if not (poked and back and m.crossed(edge, lv.crossing_distance(m)) and fail_initiative(direction, m, config)):
+        return None
+    return failbreak_candidate(direction, m, lv, poke_extreme)
+
+
+def failbreak_candidate(direction: int, m: Minute, lv: Levels, poke_extreme: float | None = None, via: str = "") -> Candidate:
+    extreme = poke_extreme if poke_extreme is not None else (m.high if direction == SHORT else m.low)
+    tp1, tp2 = _targets(direction, m.close, m.poc, m.val if direction == SHORT else m.vah)
+    return Candidate(FAILBREAK, direction, m.close, lv.round(extreme - direction * lv.buffer), tp1, tp2, via=via)
+
+
+def breakout_candidate(direction: int, m: Minute, config: AuctionConfig, lv: Levels, locked: float, stop_from: float | None = None, via: str = "") -> Candidate:
+    """Acceptance outside value (§6.5). Targets (DESIGN.md): locked edge ± m × (VAH − VAL); stop:
+    the locked edge (or, after a retest, the pullback's extreme) minus the buffer."""
+    width = m.vah - m.val
+    ex = config.exits
+    tp1, tp2 = _targets(
+        direction,
+        m.close,
+        lv.round(locked + direction * ex.breakout_tp1_va_mult * width),
+        lv.round(locked + direction * ex.breakout_tp2_va_mult * width),
+    )
+    reference = stop_from if stop_from is not None else locked
+    return Candidate(BREAKOUT, direction, m.close, lv.round(reference - direction * lv.buffer), tp1, tp2, locked=locked, via=via)

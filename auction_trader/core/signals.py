@@ -1,0 +1,286 @@
+"""The signal engine (specv2 §6): a state machine fed one completed minute at a time.
+
+Every minute it updates the acceptance sequences (whatever the position), evaluates the three
+setups in both directions, handles a pending breakout retest, and decides: HOLD, ENTER_LONG,
+ENTER_SHORT or EXIT, with a reason code. It proposes; the strategy executes and reports back
+(:meth:`SignalEngine.position_opened`, :meth:`SignalEngine.position_closed`), because only fills
+say whether and when a position exists. Each minute also yields a ``signals_1m`` record.
+
+States: FLAT, LONG, SHORT, and PENDING_RETEST (flat, a breakout accepted, waiting for the
+pullback). Precedence on one bar: break-in > failed breakout > breakout; both directions of the
+winning setup at once is a conflict and no trade. An opposite signal while in a position flips
+(close, then open: two trades) when ``enable_flip_on_signal``; flips are not held back by the
+cooldown (the close is the signal's own doing) but are by the kill switch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from auction_trader.config import AuctionConfig
+from auction_trader.core.acceptance import Sequence
+from auction_trader.core.exits import TimeStop, closed_back_inside
+from auction_trader.core.initiative import LONG, SHORT, entry_initiative, fail_initiative
+from auction_trader.core.minute import Minute
+from auction_trader.core.risk import Cooldown
+from auction_trader.core.setups import (
+    BREAKIN,
+    BREAKOUT,
+    FAILBREAK,
+    PRIORITY,
+    Candidate,
+    Levels,
+    breakin,
+    breakout_candidate,
+    failbreak,
+    failbreak_candidate,
+)
+
+HOLD, ENTER_LONG, ENTER_SHORT, EXIT = "HOLD", "ENTER_LONG", "ENTER_SHORT", "EXIT"
+FLAGS = (
+    "signal_breakin_long",
+    "signal_breakin_short",
+    "signal_breakout_long",
+    "signal_breakout_short",
+    "signal_failbreak_long",
+    "signal_failbreak_short",
+)
+
+
+@dataclass
+class Context:
+    """What only the strategy knows, handed over at each minute close."""
+
+    kill_switch: bool = False
+    net_unrealized: float = 0.0  # open position's unrealized P&L minus round-trip fees
+    entry_working: bool = False  # an entry order is still working
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # HOLD, ENTER_LONG, ENTER_SHORT, EXIT
+    reason: str
+    candidate: Candidate | None = None  # the trade to open (ENTER_*)
+    close_first: bool = False  # a flip: close the open position, then open
+    exit_reason: str | None = None  # EXIT / flip: "time", "inside", "kill", "flip"
+
+
+@dataclass
+class _Position:
+    direction: int
+    setup: str
+    entry: float
+    stop: float
+    locked: float | None
+    opened_ts: int
+    time_stop: TimeStop
+
+
+@dataclass
+class _Retest:
+    direction: int
+    locked: float
+    extreme: float  # highest high (long) / lowest low (short) since the sequence began
+    since_ts: int
+
+
+@dataclass
+class SignalEngine:
+    """See the module docstring. ``tick`` is the instrument's price increment."""
+
+    config: AuctionConfig
+    tick: float
+    minutes: int = 0
+    position: _Position | None = None
+    retest: _Retest | None = None
+    up: Sequence = field(init=False)
+    down: Sequence = field(init=False)
+    cooldown: Cooldown = field(init=False)
+    levels: Levels = field(init=False)
+
+    def __post_init__(self) -> None:
+        k = self.config.acceptance.accept_outside_k
+        self.up, self.down = Sequence(LONG, k), Sequence(SHORT, k)
+        self.cooldown = Cooldown(self.config.risk.cooldown_minutes)
+        self.levels = Levels(self.config, self.tick)
+
+    @property
+    def state(self) -> str:
+        if self.position is not None:
+            return "LONG" if self.position.direction == LONG else "SHORT"
+        return "PENDING_RETEST" if self.retest is not None else "FLAT"
+
+    # -- reports from the strategy ---------------------------------------------------------------
+
+    def position_opened(self, candidate: Candidate, entry_price: float, ts_ms: int) -> None:
+        """The entry filled (at ``entry_price``): the time stop starts at the next minute close."""
+        risk = self.config.risk
+        self.position = _Position(
+            candidate.direction,
+            candidate.setup,
+            entry_price,
+            candidate.stop,
+            candidate.locked,
+            ts_ms,
+            TimeStop(risk.max_hold_minutes, risk.extend_if_profitable),
+        )
+        self.retest = None
+
+    def position_closed(self, ts_ms: int) -> None:
+        """Flat again (stop, target, time, flip, kill): the cooldown starts now."""
+        self.position = None
+        self.cooldown.position_closed(ts_ms)
+
+    # -- the minute ------------------------------------------------------------------------------
+
+    def on_minute(self, m: Minute, ctx: Context | None = None) -> tuple[Decision, dict]:
+        """Decide at the close of ``m``; returns the decision and its ``signals_1m`` record."""
+        ctx = ctx or Context()
+        self.minutes += 1
+        lv = self.levels
+        fired_up = fired_down = False
+        if m.has_trades:
+            dist = lv.crossing_distance(m)
+            vah = m.vah if m.va_valid else math.nan
+            val = m.val if m.va_valid else math.nan
+            fired_up = self.up.update(m.ts_min, m.close, m.high, m.low, vah, m.crossed(vah, dist) if m.va_valid else False)
+            fired_down = self.down.update(m.ts_min, m.close, m.high, m.low, val, m.crossed(val, dist) if m.va_valid else False)
+
+        warmed = self.minutes >= self.config.startup.warmup_minutes
+        live = warmed and m.va_valid and m.has_trades
+        found: dict[str, dict[int, Candidate]] = {BREAKIN: {}, FAILBREAK: {}, BREAKOUT: {}}
+        flags = dict.fromkeys(FLAGS, 0)
+        retest_note = ""
+        if live:
+            for d in (LONG, SHORT):
+                for setup, fn in ((BREAKIN, breakin), (FAILBREAK, failbreak)):
+                    c = fn(d, m, self.config, lv)
+                    if c is not None:
+                        found[setup][d] = c
+            for d, fired, seq in ((LONG, fired_up, self.up), (SHORT, fired_down, self.down)):
+                if fired and entry_initiative(d, m, self.config, "breakout"):
+                    found[BREAKOUT][d] = breakout_candidate(d, m, self.config, lv, seq.locked)
+            _flag(flags, found)  # a breakout that now waits for its retest still signalled
+            retest_note = self._retest(m, found)
+            _flag(flags, found)
+
+        decision = self._decide(m, ctx, found, warmed, retest_note)
+        if decision.action in (ENTER_LONG, ENTER_SHORT):
+            self.retest = None
+        return decision, self._record(m, flags, decision)
+
+    def _retest(self, m: Minute, found: dict[str, dict[int, Candidate]]) -> str:
+        """Retest mode (§6.5): a fresh breakout waits for a pullback to the locked edge; a close back
+        inside while waiting is a failed breakout the other way. Mutates ``found``."""
+        if not self.config.modes.enable_retest_mode:
+            return ""
+        note = ""
+        r = self.retest
+        if r is not None:
+            d = r.direction
+            if closed_back_inside(d, m.close, r.locked):
+                self.retest = None
+                note = "RETEST_FAILED"
+                if fail_initiative(-d, m, self.config):
+                    extreme = max(r.extreme, m.high) if d == LONG else min(r.extreme, m.low)
+                    found[FAILBREAK].setdefault(-d, failbreak_candidate(-d, m, self.levels, extreme, via="retest_failed"))
+            elif d * (r.locked - (m.low if d == LONG else m.high)) >= -self.levels.pullback_distance(m):
+                self.retest = None
+                stop_from = m.low if d == LONG else m.high
+                found[BREAKOUT][d] = breakout_candidate(d, m, self.config, self.levels, r.locked, stop_from, via="retest")
+                return "RETEST_CONFIRMED"
+            else:
+                r.extreme = max(r.extreme, m.high) if d == LONG else min(r.extreme, m.low)
+        for d, seq in ((LONG, self.up), (SHORT, self.down)):
+            fresh = found[BREAKOUT].get(d)
+            if fresh is not None and fresh.via == "":
+                # Accepted now: wait for the retest instead of entering.
+                del found[BREAKOUT][d]
+                self.retest = _Retest(d, seq.locked, seq.extreme, m.ts_min)
+                note = f"RETEST_PENDING_{'LONG' if d == LONG else 'SHORT'}"
+        return note
+
+    def _decide(self, m: Minute, ctx: Context, found: dict[str, dict[int, Candidate]], warmed: bool, note: str) -> Decision:
+        chosen, conflict = None, None
+        for setup in PRIORITY:
+            by_dir = found[setup]
+            if len(by_dir) == 2:
+                conflict = f"CONFLICT_{setup.upper()}"
+                break
+            if by_dir:
+                chosen = next(iter(by_dir.values()))
+                break
+
+        p = self.position
+        if p is not None:
+            due = p.time_stop.on_close(m.decision_ts, ctx.net_unrealized)
+            if ctx.kill_switch:
+                return Decision(EXIT, "EXIT_KILL_SWITCH", exit_reason="kill")
+            if chosen is not None and chosen.direction == -p.direction and self.config.modes.enable_flip_on_signal and chosen.valid:
+                return Decision(ENTER_LONG if chosen.direction == LONG else ENTER_SHORT, f"FLIP:{chosen.reason}", chosen, close_first=True, exit_reason="flip")
+            if p.setup == BREAKOUT and p.locked is not None and m.has_trades and closed_back_inside(p.direction, m.close, p.locked):
+                return Decision(EXIT, "EXIT_CLOSE_BACK_INSIDE", exit_reason="inside")
+            if due:
+                return Decision(EXIT, "EXIT_TIME_STOP", exit_reason="time")
+            return Decision(HOLD, f"IN_POSITION:{chosen.reason}" if chosen is not None else "IN_POSITION")
+
+        if not warmed:
+            return Decision(HOLD, "WARMUP")
+        if not m.va_valid:
+            return Decision(HOLD, "VA_INVALID")
+        if not m.has_trades:
+            return Decision(HOLD, "NO_TRADES")
+        if conflict is not None:
+            return Decision(HOLD, conflict)
+        if chosen is None:
+            return Decision(HOLD, note or "NO_SIGNAL")
+        if ctx.kill_switch:
+            return Decision(HOLD, f"KILL_SWITCH:{chosen.reason}")
+        if not self.cooldown.allows(m.decision_ts):
+            return Decision(HOLD, f"COOLDOWN:{chosen.reason}")
+        if ctx.entry_working:
+            return Decision(HOLD, f"ENTRY_WORKING:{chosen.reason}")
+        if not chosen.valid:
+            return Decision(HOLD, chosen.reason)
+        return Decision(ENTER_LONG if chosen.direction == LONG else ENTER_SHORT, chosen.reason, chosen)
+
+    def _record(self, m: Minute, flags: dict[str, int], decision: Decision) -> dict:
+        acceptance = {
+            "up": self.up.state(),
+            "down": self.down.state(),
+            "retest": None if self.retest is None else {"direction": self.retest.direction, "locked": self.retest.locked, "extreme": self.retest.extreme},
+            "state": self.state,
+        }
+        snapshot = m.snapshot()
+        c = decision.candidate
+        if c is not None:
+            snapshot.update(entry=c.entry, stop=c.stop, tp1=c.tp1, tp2=c.tp2, setup=c.setup)
+        return {
+            "ts_min": m.ts_min,
+            **flags,
+            "acceptance_state": _json(acceptance),
+            "chosen_action": decision.action,
+            "reason_code": decision.reason,
+            "feature_snapshot": _json(snapshot),
+        }
+
+
+def _flag(flags: dict[str, int], found: dict[str, dict[int, Candidate]]) -> None:
+    for setup, by_dir in found.items():
+        for d in by_dir:
+            flags[f"signal_{setup}_{'long' if d == LONG else 'short'}"] = 1
+
+
+def _json(value: dict) -> str:
+    """Stable JSON with NaN as null (NaN is not JSON)."""
+
+    def clean(v):
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        return v
+
+    return json.dumps(clean(value), sort_keys=True, separators=(",", ":"))
