@@ -1,0 +1,361 @@
+"""A Nautilus ``BacktestEngine`` for BTCUSDT on Bybit, set up the way this project backtests.
+
+:func:`build_engine` wires, around one strategy:
+
+* venue ``BYBIT``: NETTING, MARGIN account in USDT with ``starting_balance``, default leverage
+  ``max_leverage``; L1 book from quotes; ``trade_execution=True`` (a trade at a resting limit's
+  price fills it, at the limit price, as maker); the instrument from
+  :func:`auction_trader.instrument.btcusdt_perpetual` (taker/maker fees from the config);
+* :class:`~auction_trader.backtest.fills.SlippageFillModel` (deterministic N-tick slippage on
+  market-type fills) and :class:`~auction_trader.backtest.fills.BybitMarginModel` (margin =
+  notional / leverage);
+* :class:`~auction_trader.backtest.venue.VenueModule` (touch, funding, fill log, progress);
+* :class:`OrderGate`, in front of Nautilus's ``RiskEngine`` (every trading command passes it):
+
+  - it restores the quoted L1 book before the command reaches the venue (Nautilus's L1 book holds
+    the last *trade* as bid and ask until the next quote; see :mod:`.venue`), so orders cannot be
+    filled by trades that printed before they were placed;
+  - it denies orders beyond the leverage limit: Nautilus 1.231 runs no risk check at all for
+    margin accounts (its ``RiskEngine`` returns early: "TODO: Determine risk controls for
+    margin") and its simulated venue checks no margin either, so an order of any size would fill.
+    Bybit rejects an order whose initial margin exceeds the available balance; the gate denies such
+    orders the same way (``OrderDenied``, reason ``INSUFFICIENT_MARGIN``);
+* :class:`EndOfRun`: at the last tick, cancels the strategy's open orders and closes its position at
+  market (exit slippage, taker fee, tag ``purpose=end_of_run``), so every P&L of the run is realized.
+
+Data: the catalog's trades and quotes between ``start_ns`` and ``end_ns`` (both inclusive), merged
+in time order with trades before quotes at equal timestamps (DESIGN.md: "at equal timestamps
+trades apply before quotes"), deterministic whatever the read order.
+
+Determinism: no component draws random numbers (the fill model's probabilities are 0 and 1); the
+global ``random`` is reseeded before every run anyway, since Nautilus's ``FillModel`` uses it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from nautilus_trader.backtest.models import LatencyModel
+from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig, LoggingConfig, RiskEngineConfig
+from nautilus_trader.execution.messages import SubmitOrder
+from nautilus_trader.model.currencies import USDT
+from nautilus_trader.model.data import QuoteTick, TradeTick
+from nautilus_trader.model.enums import AccountType, BookType, OmsType, OrderSide
+from nautilus_trader.model.identifiers import InstrumentId, Venue
+from nautilus_trader.model.objects import Money
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from nautilus_trader.trading.strategy import Strategy
+
+from auction_trader.backtest.fills import BybitMarginModel, SlippageFillModel
+from auction_trader.backtest.progress import Progress
+from auction_trader.backtest.venue import VenueModule
+from auction_trader.config import AuctionConfig
+from auction_trader.data.errors import DataError
+from auction_trader.instrument import btcusdt_perpetual
+
+VENUE = Venue("BYBIT")
+RANDOM_SEED = 0
+
+
+@dataclass
+class BacktestContext:
+    """Everything :func:`build_engine` set up that outputs and tests need after the run."""
+
+    config: AuctionConfig
+    catalog: Path
+    instrument: object  # CryptoPerpetual
+    strategy: Strategy
+    venue: VenueModule
+    fill_model: SlippageFillModel
+    guard: OrderGate
+    start_ns: int | None  # as requested (None: from the first tick)
+    end_ns: int | None
+    first_ts: int  # first and last tick actually replayed
+    last_ts: int
+    trades: int
+    quotes: int
+    end_of_run: EndOfRun | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ticks(self) -> int:
+        return self.trades + self.quotes
+
+    @property
+    def ledger(self):
+        """The funding ledger (events with ts, side, qty, mark price, rate, amount)."""
+        return self.venue.ledger
+
+
+def reseed() -> None:
+    """Nautilus's FillModel draws from the global ``random``; ours never does, but reseed anyway."""
+    random.seed(RANDOM_SEED)
+
+
+def load_data(catalog: str | Path, instrument_id: str, start_ns: int | None = None, end_ns: int | None = None) -> tuple[list, int, int]:
+    """The catalog's trades and quotes in ``[start_ns, end_ns]`` as Nautilus objects, replay order.
+
+    Returns ``(data, n_trades, n_quotes)``. Equal timestamps: trades first, each type in catalog
+    order (a stable sort of trades followed by quotes).
+    """
+    root = Path(catalog)
+    if not (root / "data").is_dir():
+        raise DataError(f"{catalog}: not a catalog (no data/ directory)")
+    cat = ParquetDataCatalog(str(root))
+    kwargs = {"identifiers": [instrument_id]}
+    if start_ns is not None:
+        kwargs["start"] = int(start_ns)
+    if end_ns is not None:
+        kwargs["end"] = int(end_ns)
+    trades = cat.query(TradeTick, **kwargs)
+    quotes = cat.query(QuoteTick, **kwargs)
+    # The catalog's bounds are inclusive; enforce them exactly whatever the reader does.
+    if start_ns is not None or end_ns is not None:
+        lo = -1 if start_ns is None else int(start_ns)
+        hi = 2**63 if end_ns is None else int(end_ns)
+        trades = [t for t in trades if lo <= t.ts_init <= hi]
+        quotes = [q for q in quotes if lo <= q.ts_init <= hi]
+    data = trades + quotes
+    data.sort(key=_ts_init)  # stable: trades before quotes at equal ts
+    return data, len(trades), len(quotes)
+
+
+def _ts_init(d) -> int:
+    return d.ts_init
+
+
+def build_engine(
+    config: AuctionConfig,
+    catalog: str | Path,
+    start_ns: int | None,
+    end_ns: int | None,
+    strategy: Strategy,
+    log_level: str = "ERROR",
+    *,
+    progress: bool = False,
+    progress_minutes: int | None = None,
+    flatten_at_end: bool = True,
+    margin_check: bool = True,
+    data: tuple[list, int, int] | None = None,
+) -> tuple[BacktestEngine, BacktestContext]:
+    """A ready-to-run engine with ``strategy`` on the catalog's BTCUSDT ticks in the range.
+
+    ``progress``: print a line to stderr every ``progress_minutes`` of simulated time (default:
+    about twenty lines per run, on a round number of minutes).
+    ``data``: ticks already loaded by :func:`load_data` (grids reuse them).
+    ``margin_check=False`` lets orders beyond the leverage limit through (Nautilus's own behaviour).
+    Raises :class:`~auction_trader.data.errors.DataError` when the range holds no ticks.
+    """
+    instrument = btcusdt_perpetual(config)
+    iid = instrument.id
+    if data is None:
+        data = load_data(catalog, str(iid), start_ns, end_ns)
+    ticks, n_trades, n_quotes = data
+    if not ticks:
+        where = "" if start_ns is None and end_ns is None else " in the requested range"
+        raise DataError(f"{catalog}: no trades or quotes for {iid}{where}")
+    if n_quotes == 0:
+        raise DataError(f"{catalog}: no quotes for {iid}{' in the requested range' if start_ns or end_ns else ''}; the L1 book is built from quotes")
+
+    reseed()
+    engine = BacktestEngine(
+        BacktestEngineConfig(
+            logging=LoggingConfig(log_level=log_level),
+            risk_engine=RiskEngineConfig(bypass=False),
+        ),
+    )
+    execution = config.execution
+    venue = VenueModule(
+        iid,
+        USDT,
+        config.backtest.funding_rate_8h_bps,
+        Progress(len(ticks), progress_minutes or auto_progress_minutes(ticks[0].ts_init, ticks[-1].ts_init), enabled=progress),
+    )
+    venue.engine = engine
+    fill_model = SlippageFillModel(execution.slippage_ticks_entry, execution.slippage_ticks_exit, touch=venue.touch)
+    engine.add_venue(
+        venue=VENUE,
+        oms_type=OmsType.NETTING,
+        account_type=AccountType.MARGIN,
+        starting_balances=[Money(Decimal(repr(config.backtest.starting_balance)), USDT)],
+        base_currency=USDT,
+        default_leverage=Decimal(repr(config.sizing.max_leverage)),
+        margin_model=BybitMarginModel(),
+        modules=[venue],
+        fill_model=fill_model,
+        # fill_on_next_quote (specv2 §2.4, §12.2): an order decided at a minute close reaches the
+        # matching engine with the first tick after the decision, never at the decision instant.
+        latency_model=LatencyModel(base_latency_nanos=1) if config.execution.fill_on_next_quote else None,
+        book_type=BookType.L1_MBP,
+        trade_execution=True,
+        # Displayed size can be taken once: without this every event re-offers the same quote's
+        # size, so a marketable limit refills itself as "maker" from liquidity it already took.
+        liquidity_consumption=True,
+        # A resting limit fills only after the size displayed ahead of it when it arrived traded.
+        queue_position=True,
+        bar_execution=False,
+    )
+    engine.add_instrument(instrument)
+    engine.add_data(ticks, sort=False)
+    engine.sort_data()  # stable: keeps the merged order
+    engine.add_strategy(strategy)
+    guard = OrderGate(engine, iid, Decimal(repr(config.sizing.max_leverage)), venue, check_margin=margin_check)
+    end_of_run = None
+    if flatten_at_end:
+        end_of_run = EndOfRun(strategy, iid, _end_of_run_ts(ticks, config.execution.fill_on_next_quote))
+        engine.add_actor(end_of_run)
+    ctx = BacktestContext(
+        config=config,
+        catalog=Path(catalog),
+        instrument=instrument,
+        strategy=strategy,
+        venue=venue,
+        fill_model=fill_model,
+        guard=guard,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        first_ts=ticks[0].ts_init,
+        last_ts=ticks[-1].ts_init,
+        trades=n_trades,
+        quotes=n_quotes,
+        end_of_run=end_of_run,
+    )
+    return engine, ctx
+
+
+def auto_progress_minutes(first_ns: int, last_ns: int, lines: int = 20) -> int:
+    """A round interval giving about ``lines`` progress lines over the span."""
+    span = max(1, (last_ns - first_ns) // 60_000_000_000)
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 720, 1440, 2880, 10080):
+        if span / step <= lines:
+            return step
+    return 10080
+
+
+def run_engine(engine: BacktestEngine, ctx: BacktestContext) -> None:
+    """Run to the end of the data, reseeding first; settles the last funding instants and progress."""
+    reseed()
+    engine.run()
+    ctx.venue.finish(ctx.last_ts)
+
+
+def _end_of_run_ts(ticks: list, next_tick: bool) -> int:
+    """When to flatten: the last tick's time, or - when orders reach the venue with the next tick
+    (fill_on_next_quote) - the latest earlier time, so that a tick is left to fill on."""
+    last = ticks[-1].ts_init
+    if next_tick:
+        for tick in reversed(ticks):
+            if tick.ts_init < last:
+                return tick.ts_init
+    return last
+
+
+class EndOfRun(Actor):
+    """At the last tick: cancel the strategy's orders and close its position at market."""
+
+    TAGS = ["purpose=end_of_run"]
+
+    def __init__(self, strategy: Strategy, instrument_id: InstrumentId, last_ts: int) -> None:
+        super().__init__(ActorConfig(component_id="EndOfRun"))
+        self._strategy = strategy
+        self._instrument_id = instrument_id
+        self._last_ts = int(last_ts)
+        self.fired = False
+
+    def on_start(self) -> None:
+        self.clock.set_time_alert_ns("end_of_run", self._last_ts, self._on_end)
+
+    def _on_end(self, _event) -> None:
+        self.fired = True
+        self._strategy.cancel_all_orders(self._instrument_id)
+        self._strategy.close_all_positions(self._instrument_id, tags=list(self.TAGS))
+
+
+class OrderGate:
+    """In front of Nautilus's ``RiskEngine.execute`` endpoint, the one every trading command takes.
+
+    For every command it first restores the quoted book (:meth:`VenueModule.restore_quoted_book`).
+    Then it denies, as Bybit would, orders whose initial margin exceeds the available balance: an
+    order that does not reduce the position is allowed when, with every open
+    order on its side filled at its price, the position's notional stays within
+    ``max_leverage × equity`` (equity = wallet balance + unrealized P&L at the latest mid). The
+    price is the order's limit or trigger price, else the touch it would take (ask for a buy, bid
+    for a sell). Reduce-only orders, and orders that only shrink the position, always pass.
+    Denials are counted in :attr:`denied` (client order id, reason).
+    """
+
+    def __init__(self, engine: BacktestEngine, instrument_id: InstrumentId, leverage: Decimal, venue: VenueModule, check_margin: bool = True) -> None:
+        kernel = engine.kernel
+        self.check_margin = check_margin
+        self._msgbus = kernel.msgbus
+        self._cache = kernel.cache
+        self._risk = kernel.risk_engine
+        self._instrument_id = instrument_id
+        self._leverage = leverage
+        self._venue = venue
+        self.denied: list[tuple[str, str]] = []
+        self._msgbus.deregister(endpoint="RiskEngine.execute", handler=self._risk.execute)
+        self._msgbus.register(endpoint="RiskEngine.execute", handler=self.execute)
+
+    def execute(self, command) -> None:
+        self._venue.restore_quoted_book()
+        if self.check_margin and isinstance(command, SubmitOrder) and command.instrument_id == self._instrument_id:
+            reason = self._check(command.order)
+            if reason is not None:
+                self.denied.append((command.order.client_order_id.value, reason))
+                self._risk._deny_order(command.order, reason)
+                return
+        self._risk.execute(command)
+
+    def _check(self, order) -> str | None:
+        if order.is_reduce_only:
+            return None
+        touch = self._venue.touch()
+        if touch is None:
+            return None
+        bid, ask = (p.as_decimal() for p in touch)
+        sign = 1 if order.side == OrderSide.BUY else -1
+        position = self._venue.ledger.position
+        orders = [o for o in self._cache.orders_open(instrument_id=self._instrument_id) if not o.is_reduce_only and o.side == order.side]
+        exposure = position
+        notional_orders = Decimal(0)
+        for o in [*orders, order]:
+            qty = o.leaves_qty.as_decimal()
+            exposure += sign * qty
+            notional_orders += qty * self._price(o, bid, ask)
+        if abs(exposure) <= abs(position):
+            return None  # only shrinks the position
+        account = self._cache.account_for_venue(VENUE)
+        balance = account.balance_total(USDT).as_decimal()
+        mid = (bid + ask) / 2
+        unrealized = position * (mid - self._avg_entry())
+        equity = balance + unrealized
+        # Notional of the resulting position: what it holds now (at mid) plus what the orders add.
+        held = abs(position) * mid if (position >= 0) == (sign > 0) else -abs(position) * mid
+        notional = held + notional_orders
+        limit = self._leverage * equity
+        if notional > limit:
+            return (
+                f"INSUFFICIENT_MARGIN: notional {notional:.2f} USDT would exceed {self._leverage}x equity "
+                f"{equity:.2f} USDT ({limit:.2f})"
+            )
+        return None
+
+    def _avg_entry(self) -> Decimal:
+        positions = self._cache.positions_open(instrument_id=self._instrument_id)
+        if not positions:
+            return Decimal(0)
+        return Decimal(repr(positions[0].avg_px_open))
+
+    @staticmethod
+    def _price(order, bid: Decimal, ask: Decimal) -> Decimal:
+        if order.has_price:
+            return order.price.as_decimal()
+        if order.has_trigger_price:
+            return order.trigger_price.as_decimal()
+        return ask if order.side == OrderSide.BUY else bid
