@@ -69,6 +69,7 @@ class Decision:
 
 @dataclass
 class _Position:
+    candidate: Candidate
     direction: int
     setup: str
     entry: float
@@ -118,6 +119,7 @@ class SignalEngine:
         """The entry filled (at ``entry_price``): the time stop starts at the next minute close."""
         risk = self.config.risk
         self.position = _Position(
+            candidate,
             candidate.direction,
             candidate.setup,
             entry_price,
@@ -128,10 +130,15 @@ class SignalEngine:
         )
         self.retest = None
 
-    def position_closed(self, ts_ms: int) -> None:
-        """Flat again (stop, target, time, flip, kill): the cooldown starts now."""
-        self.position = None
-        self.cooldown.position_closed(ts_ms)
+    def position_closed(self, ts_ms: int, candidate: Candidate | None = None) -> None:
+        """Flat again (stop, target, time, flip, kill): the cooldown starts now.
+
+        With ``candidate``, only that trade's position is closed: in a flip the old position's
+        close may be reported after the new one opened, which must stay open."""
+        if self.position is not None and (candidate is None or self.position.candidate is candidate):
+            self.position = None
+        if candidate is None or self.position is None:
+            self.cooldown.position_closed(ts_ms)
 
     # -- the minute ------------------------------------------------------------------------------
 

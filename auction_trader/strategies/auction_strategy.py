@@ -1,0 +1,549 @@
+"""AuctionStrategy: the Nautilus face of the auction core.
+
+Ticks feed the :class:`~auction_trader.indicators.AuctionFeatures` indicator; a timer at every minute
+boundary closes the minute and asks the :class:`~auction_trader.core.signals.SignalEngine` for a
+decision, which becomes orders:
+
+* entry: a limit at the trigger bar's close (or a market order, ``use_limit_for_entry: false``);
+  still working after ``limit_order_timeout_minutes`` it is cancelled and the rest goes at market;
+* protection the moment an entry fills: a reduce-only stop-market, and TP1 / TP2 as reduce-only
+  market-if-touched orders (market when touched), resized as entry fills arrive; after TP1 the
+  stop moves to the entry price; flat again, every sibling is cancelled;
+* exits decided at a minute close (breakout closed back inside, time stop, kill switch) and flips
+  (close, then open) are market orders.
+
+Every order carries tags ``setup=…``, ``purpose=…`` (entry, stop, tp1, tp2, time, inside, flip, kill)
+and ``signal_ts_min=…``. The strategy keeps what a run reports: the features and the signal log of
+every minute, one record per position (specv2 §3.3 ``positions``), state snapshots and alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.enums import LiquiditySide, OrderSide, TimeInForce, TriggerType
+from nautilus_trader.model.events import OrderCanceled, OrderExpired, OrderFilled, OrderRejected
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import Price, Quantity
+from nautilus_trader.model.orders import Order
+from nautilus_trader.trading.strategy import Strategy
+
+from auction_trader.config import AuctionConfig
+from auction_trader.core.exits import round_trip_fees
+from auction_trader.core.initiative import LONG
+from auction_trader.core.minute import Minute
+from auction_trader.core.risk import DailyLossGuard
+from auction_trader.core.setups import Candidate
+from auction_trader.core.signals import ENTER_LONG, ENTER_SHORT, EXIT, Context, Decision, SignalEngine
+from auction_trader.core.sizing import heat, position_size, tp_split
+from auction_trader.indicators import AuctionFeatures
+from auction_trader.instrument import BTCUSDT, InstrumentSpec
+
+MINUTE_NS = 60_000_000_000
+
+
+class AuctionStrategyConfig(StrategyConfig, frozen=True):
+    """``auction`` is an :class:`AuctionConfig` as a dict (``config.model_dump()``); empty = defaults."""
+
+    instrument_id: str = BTCUSDT.instrument_id
+    auction: dict | None = None
+
+
+@dataclass
+class _Trade:
+    """One position's life, from the entry signal to flat: what the positions table records."""
+
+    candidate: Candidate
+    signal_ts_min: int
+    planned_steps: int
+    leverage: float
+    risk_pct: float
+    entry_order: Order | None = None
+    entry_submitted_ns: int = 0
+    filled_steps: int = 0
+    entry_cost: float = 0.0  # Σ price × qty of entry fills
+    entry_fee_rate: float = 0.0
+    exit_qty: float = 0.0
+    exit_value: float = 0.0
+    exited_steps: int = 0
+    closing: bool = False  # a market exit (time, inside, kill, flip) is on its way
+    fees: float = 0.0
+    opened_ns: int | None = None
+    closed_ns: int | None = None
+    tp1_done: bool = False
+    stop_order: Order | None = None
+    tp_orders: dict[str, Order] = field(default_factory=dict)
+    exit_purpose: str | None = None
+    resync: bool = False  # a protective order was in flight when it needed changing
+    tp_valid: tuple[bool, bool] | None = None  # which targets were on the right side of the entry
+
+    @property
+    def entry_price(self) -> float:
+        qty = self.filled_steps
+        return self.entry_cost / qty if qty else math.nan
+
+    @property
+    def open_steps(self) -> int:
+        return self.filled_steps - self.exited_steps
+
+    @property
+    def entry_working(self) -> bool:
+        return self.entry_order is not None and not self.entry_order.is_closed
+
+    def orders(self) -> list[Order]:
+        return [o for o in (self.entry_order, self.stop_order, *self.tp_orders.values()) if o is not None]
+
+    def tags(self, purpose: str) -> list[str]:
+        return [f"setup={self.candidate.setup}", f"purpose={purpose}", f"signal_ts_min={self.signal_ts_min}"]
+
+
+class AuctionStrategy(Strategy):
+    """See the module docstring."""
+
+    def __init__(self, config: AuctionStrategyConfig | None = None) -> None:
+        config = config or AuctionStrategyConfig()
+        super().__init__(config)
+        self.params = AuctionConfig.model_validate(config.auction or {})
+        self.instrument_id = InstrumentId.from_str(config.instrument_id)
+        self.spec = BTCUSDT if config.instrument_id == BTCUSDT.instrument_id else None
+        self.features: AuctionFeatures | None = None
+        self.engine: SignalEngine | None = None
+        self.guard = DailyLossGuard(self.params.risk.max_daily_loss)
+        self.trade: _Trade | None = None  # the latest trade (a flip briefly overlaps two)
+        self._owner: dict = {}  # client order id -> the trade that placed it
+        self._feature_parts: list[dict[str, np.ndarray]] = []
+        self._signals: list[dict] = []
+        self._positions: list[dict] = []
+        self._snapshots: list[dict] = []
+        self._alerts: list[dict] = []
+        self._last_snapshot_min: int | None = None
+        self._va_was_valid = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        instrument = self.cache.instrument(self.instrument_id)
+        if instrument is None:
+            self.log.error(f"no instrument {self.instrument_id} in the cache")
+            self.stop()
+            return
+        self.instrument = instrument
+        spec = self.spec or InstrumentSpec(str(self.instrument_id), instrument.raw_symbol.value, instrument.price_precision, instrument.size_precision)
+        self.tick = float(instrument.price_increment)
+        self.step = float(instrument.size_increment)
+        self.features = AuctionFeatures(self.params, spec)
+        self.engine = SignalEngine(self.params, self.tick)
+        # Ticks go straight to the indicator: bound here, each tick skips a Python frame of ours.
+        self.on_trade_tick = self.features.handle_trade_tick
+        self.on_quote_tick = self.features.handle_quote_tick
+        self.subscribe_quote_ticks(self.instrument_id)
+        self.subscribe_trade_ticks(self.instrument_id)
+        # A Nautilus timer first fires one interval after its start: start at the current minute
+        # boundary to fire at every following one.
+        start = self.clock.timestamp_ns() // MINUTE_NS * MINUTE_NS
+        self.clock.set_timer_ns("minute-close", MINUTE_NS, start, 0, self._on_minute_timer)
+
+    def on_stop(self) -> None:
+        if self.features is not None:
+            self.features.finish()
+            self._keep_features()
+        if self.trade is not None and self.trade.opened_ns is not None and self.trade.closed_ns is None:
+            self._record_position(self.trade, status="OPEN")
+
+    def on_reset(self) -> None:
+        self.trade = None
+
+    # -- market data -------------------------------------------------------------------------------
+
+    def _on_minute_timer(self, event) -> None:
+        # The minute may already have been closed by a tick stamped at the boundary; either way the
+        # latest closed minute gets its decision once.
+        self.features.close_through(event.ts_event)
+        row = self.features.row
+        if row is None or self._decided_for(row.ts_min):
+            return
+        self._keep_features()
+        self._on_minute(row, event.ts_event)
+
+    def _decided_for(self, ts_min: int) -> bool:
+        return bool(self._signals) and self._signals[-1]["ts_min"] >= ts_min
+
+    def _keep_features(self) -> None:
+        part = self.features.drain()
+        if len(part["ts_min"]):
+            self._feature_parts.append(part)
+
+    # -- the minute's decision ---------------------------------------------------------------------
+
+    def _on_minute(self, row, now_ns: int) -> None:
+        qimb = row.qimb_close if self.params.quote_imbalance.qimb_source == "close" else row.qimb_ema_60s
+        minute = Minute(
+            row.ts_min, row.open, row.high, row.low, row.close, row.poc, row.vah, row.val, row.va_valid,
+            row.of_1m, row.of_norm_1m, qimb, row.ambiguous_trade_frac_1m, row.spread_avg_60m,
+            self.features.nearest_trade_distance,
+        )  # fmt: skip
+        account = self.portfolio.account(self.instrument_id.venue)
+        balance = float(account.balance_total(self.instrument.settlement_currency))
+        unrealized = self._unrealized(row.mid_close)
+        kill = self.guard.on_minute(minute.decision_ts, balance, balance + unrealized)
+        if kill and self.guard.tripped_at == minute.decision_ts:
+            self._alert(now_ns, "kill switch activated", {"day_start_balance": self.guard.day_start_balance, "balance": balance})
+        self._watch_quality(row, now_ns)
+        self._age_entry(now_ns)
+        ctx = Context(
+            kill_switch=kill,
+            net_unrealized=unrealized - self._fees_estimate(row.mid_close),
+            entry_working=self.trade is not None and self.trade.opened_ns is None and self.trade.entry_working,
+        )
+        decision, record = self.engine.on_minute(minute, ctx)
+        record = self._act(decision, record, now_ns)
+        self._signals.append(record)
+        self._snapshot(now_ns, "PERIODIC", minute.ts_min)
+
+    def _act(self, decision: Decision, record: dict, now_ns: int) -> dict:
+        if decision.action == EXIT:
+            self._exit(decision.exit_reason, now_ns)
+        elif decision.action in (ENTER_LONG, ENTER_SHORT):
+            if decision.close_first:
+                self._exit("flip", now_ns)
+            reason = self._enter(decision.candidate, record["ts_min"], now_ns)
+            if reason is not None:
+                record = {**record, "chosen_action": "HOLD", "reason_code": f"{decision.reason}:{reason}"}
+        return record
+
+    # -- entries -----------------------------------------------------------------------------------
+
+    def _enter(self, c: Candidate, signal_ts_min: int, now_ns: int) -> str | None:
+        """Sizes and submits the entry; returns why not, when it cannot."""
+        account = self.portfolio.account(self.instrument_id.venue)
+        margin = float(account.balance_free(self.instrument.settlement_currency))
+        sizing = self.params.sizing
+        size = position_size(margin, sizing.risk_pct, c.entry, c.stop, self.step, sizing.max_leverage)
+        if size.steps < 1:
+            return "SIZE_" + size.reason.upper().replace(" ", "_")
+        if size.leverage_capped:
+            self._alert(now_ns, "leverage cap hit", {"qty": size.qty, "leverage": size.leverage})
+        t = _Trade(c, signal_ts_min, size.steps, size.leverage, sizing.risk_pct)
+        side = OrderSide.BUY if c.direction == LONG else OrderSide.SELL
+        qty = self.instrument.make_qty(size.qty)
+        if self.params.execution.use_limit_for_entry:
+            order = self.order_factory.limit(self.instrument_id, side, qty, self.instrument.make_price(c.entry), TimeInForce.GTC, tags=t.tags("entry"))
+        else:
+            order = self.order_factory.market(self.instrument_id, side, qty, tags=t.tags("entry"))
+        t.entry_order, t.entry_submitted_ns = order, now_ns
+        self.trade = t
+        self._submit(t, order)
+        self._snapshot(now_ns, "STATE_CHANGE")
+        return None
+
+    def _submit(self, t: _Trade, order: Order) -> None:
+        self._owner[order.client_order_id] = t
+        self.submit_order(order)
+
+    def _age_entry(self, now_ns: int) -> None:
+        """A limit entry still working after the timeout is cancelled; the rest goes at market."""
+        t = self.trade
+        if t is None or not t.entry_working or t.entry_order.order_type.name != "LIMIT":
+            return
+        if now_ns - t.entry_submitted_ns >= self.params.execution.limit_order_timeout_minutes * MINUTE_NS and not t.entry_order.is_pending_cancel:
+            self.cancel_order(t.entry_order)
+
+    def on_order_canceled(self, event: OrderCanceled) -> None:
+        t = self._owner.get(event.client_order_id)
+        if t is None or t.closed_ns is not None:
+            return
+        if t.entry_order is not None and event.client_order_id == t.entry_order.client_order_id:
+            remaining = t.planned_steps - t.filled_steps
+            if remaining > 0 and not t.closing:
+                side = OrderSide.BUY if t.candidate.direction == LONG else OrderSide.SELL
+                order = self.order_factory.market(self.instrument_id, side, self.instrument.make_qty(remaining * self.step), tags=t.tags("entry"))
+                t.entry_order = order
+                self._submit(t, order)
+            elif t.opened_ns is None:
+                self._forget(t)  # closed before anything filled
+            elif t.open_steps == 0:
+                self._flat(t, event.ts_event)
+        self._resync_protection(t)
+
+    def on_order_expired(self, event: OrderExpired) -> None:
+        self.on_order_canceled(event)  # same handling: the rest goes at market
+
+    def on_order_rejected(self, event: OrderRejected) -> None:
+        self._alert(event.ts_event, "order rejected", {"client_order_id": str(event.client_order_id), "reason": event.reason})
+        t = self._owner.get(event.client_order_id)
+        if t is not None and t.entry_order is not None and event.client_order_id == t.entry_order.client_order_id and t.opened_ns is None:
+            self._forget(t)
+
+    def on_order_denied(self, event) -> None:
+        self.on_order_rejected(event)
+
+    def _forget(self, t: _Trade) -> None:
+        if self.trade is t:
+            self.trade = None
+
+    # -- fills -------------------------------------------------------------------------------------
+
+    def on_order_filled(self, event: OrderFilled) -> None:
+        """Books the fill on the trade that placed the order. Orders submitted or changed from here
+        may fill at once (re-entering this handler), so state is re-checked after each of them."""
+        order = self.cache.order(event.client_order_id)
+        t = self._owner.get(event.client_order_id)
+        if t is None and order is not None and order.is_reduce_only:
+            t = self.trade  # a close placed from outside the strategy (e.g. the end of a backtest)
+        if t is None or t.closed_ns is not None:
+            return
+        purpose = _tag(order, "purpose")
+        price, qty = float(event.last_px), float(event.last_qty)
+        steps = round(qty / self.step)
+        t.fees += float(event.commission)
+        if purpose == "entry":
+            t.filled_steps += steps
+            t.entry_cost += price * steps
+            maker = event.liquidity_side == LiquiditySide.MAKER
+            t.entry_fee_rate = float(self.instrument.maker_fee if maker else self.instrument.taker_fee)
+            if t.opened_ns is None:
+                t.opened_ns = event.ts_event
+                self.engine.position_opened(t.candidate, price, event.ts_event // 1_000_000)
+                self._snapshot(event.ts_event, "STATE_CHANGE")
+        else:
+            t.exited_steps += steps
+            t.exit_qty += qty
+            t.exit_value += price * qty
+            if purpose == "tp1":
+                t.tp1_done = True
+            if t.exit_purpose is None or purpose in ("stop", "tp2"):
+                t.exit_purpose = purpose
+        if t.open_steps <= 0 and not t.entry_working:
+            self._flat(t, event.ts_event)
+        elif not t.closing:
+            self._sync_protection(t)
+
+    def _sync_protection(self, t: _Trade) -> None:
+        """Stop for the trade's open quantity; TP1 / TP2 a split of it; after TP1 the stop sits at
+        the entry price."""
+        steps = t.open_steps
+        if steps <= 0 or t.closed_ns is not None:
+            return
+        c = t.candidate
+        exit_side = OrderSide.SELL if c.direction == LONG else OrderSide.BUY
+        entry = t.entry_price
+        breakeven = self.params.exits.move_stop_to_breakeven_after_tp1 and t.tp1_done
+        stop_price = self.instrument.make_price(entry if breakeven else c.stop)
+        t.stop_order = self._place(t, t.stop_order, "stop", exit_side, steps, stop_price, stop=True)
+        # Targets must be beyond the actual entry; the split is of the open quantity.
+        tp1 = c.tp1 if c.tp1 is not None and c.direction * (c.tp1 - entry) > 0 and not t.tp1_done else None
+        tp2 = c.tp2 if c.tp2 is not None and c.direction * (c.tp2 - entry) > 0 else None
+        if t.tp_valid is None:
+            t.tp_valid = (tp1 is not None, tp2 is not None)
+        if tp1 is not None and tp2 is not None:
+            n1, n2 = tp_split(steps, self.params.exits.tp1_pct)
+        else:
+            n1, n2 = (steps, 0) if tp1 is not None else (0, steps if tp2 is not None else 0)
+        for name, n, level in (("tp1", n1, tp1), ("tp2", n2, tp2)):
+            price = self.instrument.make_price(level) if level is not None else None
+            t.tp_orders[name] = self._place(t, t.tp_orders.get(name), name, exit_side, n, price, stop=False)
+
+    def _place(self, t: _Trade, order: Order | None, purpose: str, side: OrderSide, steps: int, trigger: Price | None, stop: bool) -> Order | None:
+        """Submit, resize or cancel one protective order so that it holds ``steps`` at ``trigger``.
+
+        An order still in flight (submitted, or with a change pending) cannot be changed yet: the
+        wish is remembered and applied when the venue answers (``on_order_accepted/updated``)."""
+        if order is not None and not order.is_closed:
+            if order.is_inflight or order.is_pending_update or order.is_pending_cancel:
+                t.resync = True
+                return order
+            if steps <= 0 or trigger is None:
+                self.cancel_order(order)
+                return None
+            qty = self.instrument.make_qty(steps * self.step)
+            if order.quantity != qty or order.trigger_price != trigger:
+                self.modify_order(order, quantity=qty, trigger_price=trigger)
+            return order
+        if steps <= 0 or trigger is None:
+            return None
+        qty = self.instrument.make_qty(steps * self.step)
+        factory = self.order_factory.stop_market if stop else self.order_factory.market_if_touched
+        new = factory(self.instrument_id, side, qty, trigger, TriggerType.BID_ASK, reduce_only=True, tags=t.tags(purpose))
+        self._submit(t, new)
+        return new
+
+    def on_order_accepted(self, event) -> None:
+        self._resync_protection(self._owner.get(event.client_order_id))
+
+    def on_order_updated(self, event) -> None:
+        self._resync_protection(self._owner.get(event.client_order_id))
+
+    def _resync_protection(self, t: _Trade | None) -> None:
+        if t is not None and t.resync and t.opened_ns is not None and t.closed_ns is None and not t.closing:
+            t.resync = False
+            self._sync_protection(t)
+
+    # -- exits -------------------------------------------------------------------------------------
+
+    def _exit(self, purpose: str, now_ns: int) -> None:
+        """Market exit of the current trade (time, inside, kill, flip); a working entry is cancelled."""
+        t = self.trade
+        if t is None or t.closing:
+            return
+        t.closing = True
+        t.planned_steps = t.filled_steps  # nothing more to buy
+        if t.entry_working and not t.entry_order.is_pending_cancel:
+            self.cancel_order(t.entry_order)
+        if t.open_steps <= 0:
+            if t.opened_ns is None:
+                self._forget(t)
+            return
+        t.exit_purpose = purpose
+        side = OrderSide.SELL if t.candidate.direction == LONG else OrderSide.BUY
+        order = self.order_factory.market(self.instrument_id, side, self.instrument.make_qty(t.open_steps * self.step), reduce_only=True, tags=t.tags(purpose))
+        self._submit(t, order)
+
+    def _flat(self, t: _Trade, ts_ns: int) -> None:
+        """The trade is flat: record it, tell the engine (cooldown), cancel its siblings. Runs once."""
+        if t.closed_ns is not None:
+            return
+        t.closed_ns = ts_ns
+        self._record_position(t, status="STOPPED" if t.exit_purpose == "stop" else "CLOSED")
+        self._forget(t)
+        self.engine.position_closed(ts_ns // 1_000_000, t.candidate)
+        for order in t.orders():
+            if not order.is_closed and not order.is_pending_cancel:
+                self.cancel_order(order)
+        self._snapshot(ts_ns, "STATE_CHANGE")
+
+    def _record_position(self, t: _Trade, status: str) -> None:
+        c = t.candidate
+        exit_price = t.exit_value / t.exit_qty if t.exit_qty else None
+        qty = t.filled_steps * self.step
+        realized = (exit_price - t.entry_price) * t.exit_qty * c.direction if exit_price is not None else 0.0
+        self._positions.append(
+            {
+                "id": len(self._positions) + 1,
+                "ts_ms_open": t.opened_ns // 1_000_000,
+                "ts_ms_close": t.closed_ns // 1_000_000 if t.closed_ns is not None else None,
+                "side": "LONG" if c.direction == LONG else "SHORT",
+                "entry_price": t.entry_price,
+                "exit_price": exit_price,
+                "qty_contracts": qty,
+                "qty_at_tp1": self._tp1_qty(t),
+                "stop_price": c.stop,
+                "tp1_price": c.tp1,
+                "tp2_price": c.tp2,
+                "strategy_tag": c.setup,
+                "status": status,
+                "realized_pnl": realized,
+                "fees_paid": t.fees,
+                "funding_paid": None,
+                "leverage_used": qty * t.entry_price / max(self._balance(), 1e-9) if qty else t.leverage,
+                "risk_pct_used": t.risk_pct,
+                "exit_reason": t.exit_purpose,
+                "signal_ts_min": t.signal_ts_min,
+            },
+        )
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _tp1_qty(self, t: _Trade) -> float | None:
+        """The plan's TP1 share of the whole entry (None when TP1 was not a valid target)."""
+        if not t.tp_valid or not t.tp_valid[0]:
+            return None
+        steps = tp_split(t.filled_steps, self.params.exits.tp1_pct)[0] if t.tp_valid[1] else t.filled_steps
+        return steps * self.step if steps else None
+
+    def _balance(self) -> float:
+        account = self.portfolio.account(self.instrument_id.venue)
+        return float(account.balance_total(self.instrument.settlement_currency))
+
+    def _unrealized(self, mid: float) -> float:
+        t = self.trade
+        if t is None or t.opened_ns is None or math.isnan(mid):
+            return 0.0
+        return (mid - t.entry_price) * t.open_steps * self.step * t.candidate.direction
+
+    def _fees_estimate(self, mid: float) -> float:
+        t = self.trade
+        if t is None or t.opened_ns is None or math.isnan(mid):
+            return 0.0
+        qty = t.open_steps * self.step
+        return round_trip_fees(qty, t.entry_price, mid, t.entry_fee_rate, float(self.instrument.taker_fee))
+
+    def _watch_quality(self, row, now_ns: int) -> None:
+        if row.va_valid != self._va_was_valid and not row.va_valid and self.features.initialized:
+            self._alert(now_ns, "VA invalid", {"va_bin_count": int(row.va_bin_count)})
+        self._va_was_valid = bool(row.va_valid)
+        if row.ambiguous_trade_frac_1m > self.params.initiative.ambiguous_trade_frac_max:
+            self._alert(now_ns, "high ambiguous fraction", {"ambiguous_trade_frac_1m": float(row.ambiguous_trade_frac_1m)})
+
+    def _alert(self, ts_ns: int, kind: str, detail: dict) -> None:
+        self._alerts.append({"ts_ms": int(ts_ns) // 1_000_000, "alert": kind, "detail": json.dumps(detail, sort_keys=True, default=str)})
+
+    def _snapshot(self, ts_ns: int, kind: str, ts_min: int | None = None) -> None:
+        """Every ``state_snapshot_interval_minutes`` and on every state change (specv2 §16.3)."""
+        if kind == "PERIODIC":
+            interval = self.params.monitoring.state_snapshot_interval_minutes
+            minute = ts_min // 60_000
+            if minute % interval != 0 or self._last_snapshot_min == minute:
+                return
+            self._last_snapshot_min = minute
+        account = self.portfolio.account(self.instrument_id.venue)
+        t = self.trade
+        balance = self._balance()
+        free = float(account.balance_free(self.instrument.settlement_currency))
+        position = None
+        risk = []
+        if t is not None:
+            steps = t.open_steps
+            position = {"side": "LONG" if t.candidate.direction == LONG else "SHORT", "setup": t.candidate.setup, "entry": t.entry_price if t.filled_steps else None, "qty": steps * self.step, "stop": t.candidate.stop, "tp1": t.candidate.tp1, "tp2": t.candidate.tp2, "tp1_done": t.tp1_done}
+            if steps:
+                risk.append((steps * self.step, t.entry_price, t.candidate.stop))
+        orders = [
+            {"id": str(o.client_order_id), "type": o.order_type.name, "side": o.side.name, "qty": float(o.quantity), "tags": o.tags}
+            for o in self.cache.orders_open(instrument_id=self.instrument_id, strategy_id=self.id)
+        ]
+        self._snapshots.append(
+            {
+                "ts_ms": int(ts_ns) // 1_000_000,
+                "snapshot_type": kind,
+                "position_state": json.dumps(position, sort_keys=True),
+                "acceptance_state": json.dumps({"up": self.engine.up.state(), "down": self.engine.down.state(), "state": self.engine.state}, sort_keys=True, default=_nan_none),
+                "pending_orders": json.dumps(orders, sort_keys=True),
+                "account_state": json.dumps({"balance": balance, "free": free, "heat": heat(risk, free) if free > 0 else None, "kill_switch": self.guard.active}, sort_keys=True),
+            },
+        )
+
+    # -- what a run reports --------------------------------------------------------------------------
+
+    def features_columns(self) -> dict[str, np.ndarray]:
+        if not self._feature_parts:
+            return {}
+        names = list(self._feature_parts[0])
+        return {n: np.concatenate([p[n] for p in self._feature_parts]) for n in names}
+
+    def signal_records(self) -> list[dict]:
+        return list(self._signals)
+
+    def position_records(self) -> list[dict]:
+        return list(self._positions)
+
+    def state_snapshots(self) -> list[dict]:
+        return list(self._snapshots)
+
+    def alerts(self) -> list[dict]:
+        return list(self._alerts)
+
+
+def _tag(order: Order | None, key: str) -> str | None:
+    for tag in (order.tags or []) if order is not None else []:
+        name, _, value = tag.partition("=")
+        if name == key:
+            return value
+    return None
+
+
+def _nan_none(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
