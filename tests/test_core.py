@@ -323,3 +323,49 @@ def test_kill_switch_across_a_utc_midnight_with_funding():
     assert not guard.on_minute(t0 + day, 9_480, 9_480)
     assert guard.day_start_balance == 9_480 and guard.day_pnl_floor == pytest.approx(-474.0)
     assert guard.on_minute(t0 + day + 60_000, 9_000, 9_000), "-480 < -474"
+
+
+# -- failed breakout and breakout: each failing condition ------------------------------------------------
+
+# A poke above VAH 102.0 to 102.4, trading through 102.0, closing back inside at 101.7, flat flow.
+GOOD_FAILBREAK = dict(o=101.8, h=102.4, l=101.6, c=101.7, poc=100.0, vah=102.0, val=98.0, of=0.0, ofn=-0.05, qimb=0.0,
+                      trades=[101.8, 102.0, 102.4, 101.6, 101.7])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (dict(h=102.0, trades=[101.8, 102.0, 101.7]), "high == VAH is no poke (strict >)"),
+        (dict(c=102.0), "close == VAH is not back inside (strict <)"),
+        (dict(trades=[101.8, 102.4, 101.7]), "no trade within a spread of VAH: no crossing"),
+        (dict(of=0.5, ofn=0.05, qimb=0.05), "buyers still in control: no failed-breakout initiative"),
+    ],
+)
+def test_failed_breakout_needs_every_condition(change, why):
+    engine = SignalEngine(cfg(), 0.1)
+    _, record = engine.on_minute(bar(**{**GOOD_FAILBREAK, **change}))
+    assert record["signal_failbreak_short"] == 0, why
+    d, record = SignalEngine(cfg(), 0.1).on_minute(bar(**GOOD_FAILBREAK))
+    assert record["signal_failbreak_short"] == 1 and d.reason == "FAILBREAK_SHORT"
+    assert (d.candidate.stop, d.candidate.tp1, d.candidate.tp2) == (102.6, 100.0, 98.0)
+
+
+def test_breakout_needs_k_closes_initiative_on_the_kth_and_no_reset():
+    up = dict(poc=100.0, vah=102.0, val=98.0)
+    strong = dict(of=1.0, ofn=0.3, qimb=0.3)
+    # k = 3: two closes outside are not enough.
+    engine = SignalEngine(cfg(accept_outside_k=3, enable_retest_mode="false"), 0.1)
+    engine.on_minute(bar(0, o=101.9, h=102.5, l=101.9, c=102.4, **up, **strong))
+    _, r = engine.on_minute(bar(1, o=102.4, h=102.8, l=102.3, c=102.7, **up, **strong))
+    assert r["signal_breakout_long"] == 0 and engine.up.count == 2
+    # A close back inside resets: the third close outside starts again at 1.
+    engine.on_minute(bar(2, o=102.7, h=102.7, l=101.5, c=101.8, **up, **strong))
+    _, r = engine.on_minute(bar(3, o=101.8, h=102.6, l=101.9, c=102.5, **up, **strong))
+    assert r["signal_breakout_long"] == 0 and engine.up.count == 1
+    # Without initiative on the k-th close there is no breakout, and the sequence does not fire later.
+    weak = SignalEngine(cfg(accept_outside_k=2, enable_retest_mode="false"), 0.1)
+    weak.on_minute(bar(0, o=101.9, h=102.5, l=101.9, c=102.4, **up, **strong))
+    _, r = weak.on_minute(bar(1, o=102.4, h=102.8, l=102.3, c=102.7, **up, of=-1.0, ofn=-0.3, qimb=-0.3))
+    assert r["signal_breakout_long"] == 0
+    d, r = weak.on_minute(bar(2, o=102.7, h=103.0, l=102.6, c=102.9, **up, **strong))
+    assert r["signal_breakout_long"] == 0 and d.action == HOLD, "fires once per sequence, at k"
