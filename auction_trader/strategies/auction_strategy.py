@@ -60,7 +60,7 @@ class _Trade:
     candidate: Candidate
     signal_ts_min: int
     planned_steps: int
-    leverage: float
+    margin: float  # available margin when the entry was sized
     risk_pct: float
     entry_order: Order | None = None
     entry_submitted_ns: int = 0
@@ -227,7 +227,7 @@ class AuctionStrategy(Strategy):
             return "SIZE_" + size.reason.upper().replace(" ", "_")
         if size.leverage_capped:
             self._alert(now_ns, "leverage cap hit", {"qty": size.qty, "leverage": size.leverage})
-        t = _Trade(c, signal_ts_min, size.steps, size.leverage, sizing.risk_pct)
+        t = _Trade(c, signal_ts_min, size.steps, margin, sizing.risk_pct)
         side = OrderSide.BUY if c.direction == LONG else OrderSide.SELL
         qty = self.instrument.make_qty(size.qty)
         if self.params.execution.use_limit_for_entry:
@@ -438,7 +438,7 @@ class AuctionStrategy(Strategy):
                 "realized_pnl": realized,
                 "fees_paid": t.fees,
                 "funding_paid": None,
-                "leverage_used": qty * t.entry_price / max(self._balance(), 1e-9) if qty else t.leverage,
+                "leverage_used": qty * t.entry_price / t.margin,  # notional over the margin it was sized on
                 "risk_pct_used": t.risk_pct,
                 "exit_reason": t.exit_purpose,
                 "signal_ts_min": t.signal_ts_min,
