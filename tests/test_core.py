@@ -13,7 +13,7 @@ from auction_trader.core.exits import TimeStop, closed_back_inside, round_trip_f
 from auction_trader.core.initiative import LONG, SHORT, entry_initiative, fail_initiative
 from auction_trader.core.minute import Minute, trades_at
 from auction_trader.core.risk import Cooldown, DailyLossGuard
-from auction_trader.core.signals import ENTER_LONG, ENTER_SHORT, EXIT, HOLD, FLAGS, Context, SignalEngine
+from auction_trader.core.signals import ENTER_LONG, ENTER_SHORT, EXIT, FLAGS, HOLD, Context, SignalEngine
 from auction_trader.core.sizing import heat, position_size, tp_split
 
 NAN = math.nan

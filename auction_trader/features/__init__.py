@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import rust_indicators
 from nautilus_trader.model.data import QuoteTick, TradeTick
 
+import rust_indicators
 from auction_trader.config import AuctionConfig
 from auction_trader.data.catalog import data_dir, file_intervals
 from auction_trader.data.errors import DataError

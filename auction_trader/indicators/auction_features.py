@@ -20,10 +20,10 @@ tick to find the registered indicators: measured, it roughly doubles the indicat
 from __future__ import annotations
 
 import numpy as np
-import rust_indicators
 from nautilus_trader.indicators.base import Indicator
 from nautilus_trader.model.data import QuoteTick, TradeTick
 
+import rust_indicators
 from auction_trader.config import AuctionConfig
 from auction_trader.features import engine_config
 from auction_trader.instrument import BTCUSDT, InstrumentSpec

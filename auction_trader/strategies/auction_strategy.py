@@ -28,7 +28,7 @@ from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.enums import LiquiditySide, OrderSide, TimeInForce, TriggerType
 from nautilus_trader.model.events import OrderCanceled, OrderExpired, OrderFilled, OrderRejected
 from nautilus_trader.model.identifiers import InstrumentId
-from nautilus_trader.model.objects import Price, Quantity
+from nautilus_trader.model.objects import Price
 from nautilus_trader.model.orders import Order
 from nautilus_trader.trading.strategy import Strategy
 
@@ -309,6 +309,9 @@ class AuctionStrategy(Strategy):
                 t.opened_ns = event.ts_event
                 self.engine.position_opened(t.candidate, price, event.ts_event // 1_000_000)
                 self._snapshot(event.ts_event, "STATE_CHANGE")
+            if t.closing:
+                # The entry filled while its cancel was on the way: that quantity leaves too.
+                self._exit_steps(t, steps, t.exit_purpose or "exit")
         else:
             t.exited_steps += steps
             t.exit_qty += qty
@@ -398,8 +401,11 @@ class AuctionStrategy(Strategy):
                 self._forget(t)
             return
         t.exit_purpose = purpose
+        self._exit_steps(t, t.open_steps, purpose)
+
+    def _exit_steps(self, t: _Trade, steps: int, purpose: str) -> None:
         side = OrderSide.SELL if t.candidate.direction == LONG else OrderSide.BUY
-        order = self.order_factory.market(self.instrument_id, side, self.instrument.make_qty(t.open_steps * self.step), reduce_only=True, tags=t.tags(purpose))
+        order = self.order_factory.market(self.instrument_id, side, self.instrument.make_qty(steps * self.step), reduce_only=True, tags=t.tags(purpose))
         self._submit(t, order)
 
     def _flat(self, t: _Trade, ts_ns: int) -> None:
