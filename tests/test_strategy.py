@@ -274,3 +274,17 @@ def test_real_feeds_with_short_windows(binance_feeds, tmp_path):
     assert signals.num_rows >= 8
     m = a.metrics
     assert m["ending_balance"] - m["starting_balance"] == pytest.approx(m["net_pnl"], abs=1e-9)
+
+
+def test_dry_run_replay_gives_the_backtests_signal_log_until_the_first_trade(two_runs, synthetic):
+    """One decision path: without Nautilus, the same engines over the same ticks decide the same,
+    minute for minute, until the first order changes the state (positions)."""
+    from auction_trader.replay import replay_signals
+
+    result, _ = two_runs
+    run = pq.read_table(result.out_dir / "signals_1m.parquet").to_pylist()
+    replayed = replay_signals(load_ticks(synthetic, BTCUSDT.instrument_id), RUN_CONFIG)
+    first_entry = next(i for i, r in enumerate(run) if r["chosen_action"].startswith("ENTER"))
+    assert first_entry > 60
+    assert replayed[: first_entry + 1] == run[: first_entry + 1]
+    assert len(replayed) == len(run)
