@@ -165,6 +165,19 @@ def test_failed_retest_becomes_a_failed_breakout_short():
     assert engine.state == "FLAT"
 
 
+def test_a_fresh_breakout_on_a_retest_bar_waits_and_conflicts_with_the_retest_entry():
+    engine = SignalEngine(cfg(accept_outside_k=1), 0.1)
+    engine.on_minute(bar(0, o=101.9, h=102.6, l=101.9, c=102.5, poc=100.0, vah=102.0, val=98.0, of=1.0, ofn=0.3, qimb=0.3))
+    assert engine.retest.locked == 102.0
+    # The value area jumps above: the bar pulls back to 102.1 (the long retest) and closes below the
+    # new VAL 103.0 after crossing it with selling initiative (a fresh breakout short, k = 1).
+    d, r = engine.on_minute(bar(1, o=103.2, h=103.3, l=102.1, c=102.5, poc=104.0, vah=105.0, val=103.0, of=-1.0, ofn=-0.3, qimb=-0.3,
+                               trades=[103.2, 103.0, 102.1, 102.5]))
+    assert (r["signal_breakout_long"], r["signal_breakout_short"]) == (1, 1)
+    assert d.action == HOLD and d.reason == "CONFLICT_BREAKOUT"
+    assert engine.state == "PENDING_RETEST" and (engine.retest.direction, engine.retest.locked) == (SHORT, 103.0)
+
+
 def test_priority_break_in_over_failed_breakout_over_breakout():
     engine = SignalEngine(cfg(accept_outside_k=1, enable_retest_mode="false"), 0.1)
     # One bar: low < VAL and close > VAL (break-in long and failed-breakout long both hold).

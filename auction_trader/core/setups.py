@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from auction_trader.config import AuctionConfig
 from auction_trader.core.initiative import LONG, SHORT, entry_initiative, fail_initiative
@@ -42,11 +43,12 @@ class Candidate:
 
     @property
     def reason(self) -> str:
+        base = self.name + (f":{self.via.upper()}" if self.via else "")
         if self.direction * (self.entry - self.stop) <= 0:
-            return f"{self.name}:STOP_NOT_BEYOND_ENTRY"
+            return f"{base}:STOP_NOT_BEYOND_ENTRY"
         if self.tp1 is None and self.tp2 is None:
-            return f"{self.name}:NO_VALID_TARGET"
-        return self.name + (f":{self.via.upper()}" if self.via else "")
+            return f"{base}:NO_VALID_TARGET"
+        return base
 
 
 class Levels:
@@ -55,12 +57,21 @@ class Levels:
     def __init__(self, config: AuctionConfig, tick: float) -> None:
         self.tick = tick
         self.decimals = max(0, -math.floor(math.log10(tick) + 1e-9))
-        self.buffer = config.risk.stop_buffer_ticks * tick
+        self.buffer_ticks = config.risk.stop_buffer_ticks
         self.crossing_mult = config.acceptance.crossing_spread_mult
         self.pullback_mult = config.acceptance.pullback_spread_mult
 
-    def round(self, price: float) -> float:
-        return round(round(price / self.tick) * self.tick, self.decimals)
+    def ticks(self, price: float) -> int:
+        """A price on the grid (bar prices, bin keys) as a whole number of ticks."""
+        return round(price / self.tick)
+
+    def price(self, ticks: int | Fraction) -> float:
+        """Ticks (exact: an int or a Fraction) to the nearest grid price, halves up."""
+        return round(math.floor(ticks + Fraction(1, 2)) * self.tick, self.decimals)
+
+    def beyond(self, price: float, direction: int) -> float:
+        """``stop_buffer_ticks`` beyond ``price`` in ``direction`` (+1 above, -1 below), on the grid."""
+        return self.price(self.ticks(price) + direction * self.buffer_ticks)
 
     def crossing_distance(self, m: Minute) -> float:
         """A bar crosses a level when it trades within max(mult x average spread, one tick) of it."""
@@ -87,7 +98,7 @@ def breakin(direction: int, m: Minute, config: AuctionConfig, lv: Levels) -> Can
         return None
     extreme = m.low if direction == LONG else m.high
     tp1, tp2 = _targets(direction, m.close, m.poc, m.vah if direction == LONG else m.val)
-    return Candidate(BREAKIN, direction, m.close, lv.round(extreme - direction * lv.buffer), tp1, tp2)
+    return Candidate(BREAKIN, direction, m.close, lv.beyond(extreme, -direction), tp1, tp2)
 
 
 def failbreak(direction: int, m: Minute, config: AuctionConfig, lv: Levels, poke_extreme: float | None = None) -> Candidate | None:
@@ -107,19 +118,18 @@ def failbreak(direction: int, m: Minute, config: AuctionConfig, lv: Levels, poke
 def failbreak_candidate(direction: int, m: Minute, lv: Levels, poke_extreme: float | None = None, via: str = "") -> Candidate:
     extreme = poke_extreme if poke_extreme is not None else (m.high if direction == SHORT else m.low)
     tp1, tp2 = _targets(direction, m.close, m.poc, m.val if direction == SHORT else m.vah)
-    return Candidate(FAILBREAK, direction, m.close, lv.round(extreme - direction * lv.buffer), tp1, tp2, via=via)
+    return Candidate(FAILBREAK, direction, m.close, lv.beyond(extreme, -direction), tp1, tp2, via=via)
 
 
 def breakout_candidate(direction: int, m: Minute, config: AuctionConfig, lv: Levels, locked: float, stop_from: float | None = None, via: str = "") -> Candidate:
     """Acceptance outside value (§6.5). Targets (DESIGN.md): locked edge ± m × (VAH − VAL); stop:
     the locked edge (or, after a retest, the pullback's extreme) minus the buffer."""
-    width = m.vah - m.val
+    width = lv.ticks(m.vah) - lv.ticks(m.val)
     ex = config.exits
     tp1, tp2 = _targets(
         direction,
         m.close,
-        lv.round(locked + direction * ex.breakout_tp1_va_mult * width),
-        lv.round(locked + direction * ex.breakout_tp2_va_mult * width),
+        *(lv.price(lv.ticks(locked) + direction * Fraction(repr(mult)) * width) for mult in (ex.breakout_tp1_va_mult, ex.breakout_tp2_va_mult)),
     )
     reference = stop_from if stop_from is not None else locked
-    return Candidate(BREAKOUT, direction, m.close, lv.round(reference - direction * lv.buffer), tp1, tp2, locked=locked, via=via)
+    return Candidate(BREAKOUT, direction, m.close, lv.beyond(reference, -direction), tp1, tp2, locked=locked, via=via)

@@ -128,7 +128,6 @@ class SignalEngine:
             ts_ms,
             TimeStop(risk.max_hold_minutes, risk.extend_if_profitable),
         )
-        self.retest = None
 
     def position_closed(self, ts_ms: int, candidate: Candidate | None = None) -> None:
         """Flat again (stop, target, time, flip, kill): the cooldown starts now.
@@ -173,9 +172,7 @@ class SignalEngine:
             retest_note = self._retest(m, found)
             _flag(flags, found)
 
-        decision = self._decide(m, ctx, found, warmed, retest_note)
-        if decision.action in (ENTER_LONG, ENTER_SHORT):
-            self.retest = None
+        decision = self._decide(m, ctx, found, flags, warmed, retest_note)
         return decision, self._record(m, flags, decision)
 
     def _retest(self, m: Minute, found: dict[str, dict[int, Candidate]]) -> str:
@@ -191,15 +188,17 @@ class SignalEngine:
                 self.retest = None
                 note = "RETEST_FAILED"
                 if fail_initiative(-d, m, self.config):
+                    # The poke is the whole breakout: its extreme since the sequence began sets the
+                    # stop, also when the bar on its own is a failed breakout too.
                     extreme = max(r.extreme, m.high) if d == LONG else min(r.extreme, m.low)
-                    found[FAILBREAK].setdefault(-d, failbreak_candidate(-d, m, self.levels, extreme, via="retest_failed"))
+                    found[FAILBREAK][-d] = failbreak_candidate(-d, m, self.levels, extreme, via="retest_failed")
             elif d * (r.locked - (m.low if d == LONG else m.high)) >= -self.levels.pullback_distance(m):
                 self.retest = None
                 stop_from = m.low if d == LONG else m.high
                 found[BREAKOUT][d] = breakout_candidate(d, m, self.config, self.levels, r.locked, stop_from, via="retest")
-                return "RETEST_CONFIRMED"
             else:
                 r.extreme = max(r.extreme, m.high) if d == LONG else min(r.extreme, m.low)
+                note = f"RETEST_PENDING_{'LONG' if d == LONG else 'SHORT'}"
         for d, seq in ((LONG, self.up), (SHORT, self.down)):
             fresh = found[BREAKOUT].get(d)
             if fresh is not None and fresh.via == "":
@@ -209,15 +208,17 @@ class SignalEngine:
                 note = f"RETEST_PENDING_{'LONG' if d == LONG else 'SHORT'}"
         return note
 
-    def _decide(self, m: Minute, ctx: Context, found: dict[str, dict[int, Candidate]], warmed: bool, note: str) -> Decision:
+    def _decide(self, m: Minute, ctx: Context, found: dict[str, dict[int, Candidate]], flags: dict[str, int], warmed: bool, note: str) -> Decision:
+        # The winning setup is the first one signalled; a breakout that only starts its retest wait
+        # signals without proposing a trade, so it can win (and hold) or conflict with a retest entry.
         chosen, conflict = None, None
         for setup in PRIORITY:
-            by_dir = found[setup]
-            if len(by_dir) == 2:
+            long, short = flags[f"signal_{setup}_long"], flags[f"signal_{setup}_short"]
+            if long and short:
                 conflict = f"CONFLICT_{setup.upper()}"
                 break
-            if by_dir:
-                chosen = next(iter(by_dir.values()))
+            if long or short:
+                chosen = found[setup].get(LONG if long else SHORT)
                 break
 
         p = self.position
