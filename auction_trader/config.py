@@ -307,10 +307,18 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    data, lines = read_yaml(path, "config", "the top level must be a mapping of groups (value_area: ...)")
+    return data, {".".join(k): line for k, line in lines.items() if all(isinstance(p, str) for p in k)}
+
+
+def read_yaml(path: Path, what: str, top_level: str) -> tuple[dict[str, Any], dict[tuple, int]]:
+    """A YAML mapping and the line of every mapping key and list item by key path (``("grid",
+    "risk_pct", 1)``), so that an error can name ``file:line``. Duplicate keys are errors: YAML
+    would silently keep the last. ``top_level`` is the error for a document that is no mapping."""
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -320,24 +328,25 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     if root is None:
         return {}, {}
     if not isinstance(root, yaml.MappingNode):
-        raise ConfigError(f"{path}: the top level must be a mapping of groups (value_area: ...)")
-    lines: dict[str, int] = {}
-    _index_lines(root, "", lines, path)
-    data = yaml.safe_load(text)
-    return data, lines
+        raise ConfigError(f"{path}: {top_level}")
+    lines: dict[tuple, int] = {}
+    _index_lines(root, (), lines, path)
+    return yaml.safe_load(text), lines
 
 
-def _index_lines(node: yaml.MappingNode, prefix: str, lines: dict[str, int], path: Path) -> None:
-    for key_node, value_node in node.value:
-        key = f"{prefix}{key_node.value}"
-        if key in lines:
-            raise ConfigError(
-                f"{path}:{key_node.start_mark.line + 1}: {key}: duplicate key "
-                f"(first at line {lines[key]})",
-            )
-        lines[key] = key_node.start_mark.line + 1
-        if isinstance(value_node, yaml.MappingNode):
-            _index_lines(value_node, key + ".", lines, path)
+def _index_lines(node: yaml.Node, prefix: tuple, lines: dict[tuple, int], path: Path) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = (*prefix, key_node.value)
+            if key in lines:
+                dotted = ".".join(map(str, key))
+                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: {dotted}: duplicate key (first at line {lines[key]})")
+            lines[key] = key_node.start_mark.line + 1
+            _index_lines(value_node, key, lines, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[(*prefix, i)] = item.start_mark.line + 1
+            _index_lines(item, (*prefix, i), lines, path)
 
 
 def _validate(raw: Any, source: str | None, lines: dict[str, int]) -> AuctionConfig:

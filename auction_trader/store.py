@@ -2,8 +2,11 @@
 
 The schemas of ``positions``, ``state_snapshots`` and ``grid_search_results`` are specv2 §3.3's,
 column for column (``positions`` adds ``exit_reason`` - stop, tp1, tp2, time, inside, kill, flip,
-end_of_run - and the entry's ``signal_ts_min``); ``funding`` is the funding ledger (DESIGN.md: P&L reports and the kill switch
-include funding). The same class serves a backtest's run directory and, later, the live node.
+end_of_run - and the entry's ``signal_ts_min``; ``grid_search_results`` adds ``grid_id``, the grid
+that stored the row, ``status``, ``ok`` or ``failed``, and ``seconds``, the combination's wall time
+in its worker); ``funding`` is the funding ledger (DESIGN.md: P&L reports and the kill switch
+include funding). The same class serves a backtest's run directory, a grid's output directory and,
+later, the live node.
 
 Rows are dicts keyed by column name. A key that is not a column is an error (it would otherwise be
 lost silently); a missing nullable column is NULL; values that are dicts or lists (the JSON columns)
@@ -58,7 +61,10 @@ SCHEMA: dict[str, str] = {
             run_id          TEXT NOT NULL,
             params_json     TEXT NOT NULL,
             metrics_json    TEXT NOT NULL,
-            created_at      INTEGER NOT NULL
+            created_at      INTEGER NOT NULL,
+            grid_id         TEXT,
+            status          TEXT,
+            seconds         DOUBLE
         )""",
     "funding": """
         CREATE TABLE IF NOT EXISTS funding (
@@ -80,7 +86,7 @@ COLUMNS: dict[str, list[str]] = {
         "funding_paid", "leverage_used", "risk_pct_used", "exit_reason", "signal_ts_min",
     ],
     "state_snapshots": ["ts_ms", "snapshot_type", "position_state", "acceptance_state", "pending_orders", "account_state"],
-    "grid_search_results": ["run_id", "params_json", "metrics_json", "created_at"],
+    "grid_search_results": ["run_id", "params_json", "metrics_json", "created_at", "grid_id", "status", "seconds"],
     "funding": ["ts_ms", "side", "qty", "mark_price", "rate_bps", "amount"],
 }
 
@@ -101,6 +107,18 @@ class ExecutionStore:
         with self._db:
             for ddl in SCHEMA.values():
                 self._db.execute(ddl)
+            self._add_missing_columns()
+            self._db.execute("CREATE INDEX IF NOT EXISTS grid_search_results_run_id ON grid_search_results (run_id)")
+
+    def _add_missing_columns(self) -> None:
+        """Files written before a table gained columns get them (NULL in the old rows)."""
+        for table, columns in COLUMNS.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            ddl = SCHEMA[table]
+            for column in columns:
+                if column not in have:
+                    kind = ddl.split(f" {column} ", 1)[1].split()[0].rstrip(",")
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def __enter__(self) -> ExecutionStore:
         return self
@@ -149,10 +167,29 @@ class ExecutionStore:
             rows.append(d)
         return self.insert("funding", rows)
 
-    def add_grid_result(self, run_id: str, params: Mapping[str, Any], metrics: Mapping[str, Any], created_at: int) -> int:
-        """One grid run's parameters and metrics; ``created_at`` in ms (the caller's clock)."""
-        self.insert("grid_search_results", [{"run_id": run_id, "params_json": params, "metrics_json": metrics, "created_at": int(created_at)}])
-        return int(self._db.execute("SELECT max(id) FROM grid_search_results").fetchone()[0])
+    def add_grid_result(
+        self,
+        run_id: str,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, Any] | str,
+        created_at: int,
+        *,
+        grid_id: str | None = None,
+        status: str = "ok",
+        seconds: float | None = None,
+    ) -> int:
+        """One grid combination's parameters and metrics (a JSON string is stored as given);
+        ``created_at`` in ms (the caller's clock). Replaces an earlier row of the same ``run_id``:
+        one row per combination, whatever was retried."""
+        row = {"run_id": run_id, "params_json": params, "metrics_json": metrics, "created_at": int(created_at), "grid_id": grid_id, "status": status, "seconds": seconds}
+        columns = COLUMNS["grid_search_results"]
+        with self._db:
+            self._db.execute("DELETE FROM grid_search_results WHERE run_id = ?", (run_id,))
+            cur = self._db.execute(
+                f"INSERT INTO grid_search_results ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                tuple(self._cell(c, row[c]) for c in columns),
+            )
+        return int(cur.lastrowid)
 
     @staticmethod
     def _cell(column: str, value: Any) -> Any:

@@ -537,10 +537,10 @@ def test_run_backtest_error_paths(cat2h, tmp_path, capsys, monkeypatch):
     assert code == 1 and "no trades or quotes" in out.err
     code, out = _main([default, "--catalog", str(cat2h), "--start", "tomorrow"], capsys)
     assert code == 1 and "--start" in out.err
-    grid = tmp_path / "grid.yaml"
-    grid.write_text("grid:\n  alpha_bin: [0.2, 0.3]\n")
+    grid = tmp_path / "grid.yaml"  # a grid config goes to the grid search, validated before anything runs
+    grid.write_text("grid:\n  alpha_bin: [0.2, -0.3]\n")
     code, out = _main([str(grid), "--catalog", str(cat2h)], capsys)
-    assert code == 2 and "grid" in out.err.lower() and "next" in out.err.lower()
+    assert code == 1 and f"{grid}:2" in out.err and "alpha_bin" in out.err
 
     import auction_trader.backtest.outputs as outputs  # noqa: PLC0415
 

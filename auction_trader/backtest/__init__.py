@@ -2,11 +2,12 @@
 
 * :func:`build_engine` - venue, instrument, data, deterministic slippage, Bybit margin, funding,
   progress (:mod:`.engine`, :mod:`.fills`, :mod:`.venue`, :mod:`.funding`, :mod:`.progress`);
+  :func:`rearm_engine` readies a finished engine for another run (grids reuse one per worker);
 * :func:`run_single` - one run and its run directory: metrics.json, fills/trades/features/signals
   Parquet, execution.db, report.html (:mod:`.outputs`, :mod:`.metrics`, :mod:`.report`).
 """
 
-from auction_trader.backtest.engine import BacktestContext, build_engine, load_data, reseed, run_engine
+from auction_trader.backtest.engine import BacktestContext, build_engine, load_data, rearm_engine, reseed, run_engine, venue_shape
 from auction_trader.backtest.funding import FundingEvent, FundingLedger
 from auction_trader.backtest.metrics import PnlIdentityError
 from auction_trader.backtest.outputs import FILL_COLUMNS, TRADE_COLUMNS, RunResult, StrategyUnavailable, auction_strategy_factory, run_single
@@ -23,7 +24,9 @@ __all__ = [
     "auction_strategy_factory",
     "build_engine",
     "load_data",
+    "rearm_engine",
     "reseed",
     "run_engine",
     "run_single",
+    "venue_shape",
 ]

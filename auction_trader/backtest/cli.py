@@ -1,7 +1,8 @@
 """``run_backtest.py``: one backtest of AuctionStrategy over a catalog (see ``DESCRIPTION``).
 
 Exit codes: 0 done; 1 a problem with the inputs (configuration, catalog, time range), reported in
-one message; 2 something not built yet (grid search).
+one message; 2 something not built yet (the strategy); 3 a grid finished with failed combinations;
+130 a grid was interrupted. Grid configs go to :mod:`auction_trader.grid.cli`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import re
 import sys
 from pathlib import Path
 
-import yaml
-
 from auction_trader.config import ConfigError, add_config_arguments, load_config
+from auction_trader.grid import cli as grid_cli
+from auction_trader.grid.spec import is_grid_file
 
 DESCRIPTION = """\
 Runs AuctionStrategy over a catalog on Nautilus's own matching engine: L1 book from quotes, trades
@@ -28,7 +29,14 @@ signals_1m.parquet, alerts.json, execution.db (positions, state snapshots, fundi
 report.html (Nautilus tearsheet + price chart), then prints a summary table. Same inputs, same
 bytes. Progress lines (simulated time, % done, ETA) go to stderr.
 
-A grid CONFIG (a `grid:` of parameter lists) is not built yet: it exits with status 2."""
+A grid CONFIG (a base config plus `grid:` lists and `zip:` groups of parameters; see
+configs/grid.yaml) backtests every combination on --workers processes (or a Dask cluster), one
+engine per worker reused between runs, and stores each result as it finishes in
+--out/execution.db, table grid_search_results (default --out: runs/grid-<grid id>/). Failed
+combinations are stored with their error; --resume skips what is stored. At the end it prints the
+top N by --by with the spread of that metric over each one's neighbours in the grid (plateau or
+spike), optionally a CSV (--export-csv) and heatmaps (--heatmap X,Y). Same grid, same data: the
+same metrics whatever the number of workers."""
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+)?(Z|[+-]\d{2}:?\d{2})?$")
 
@@ -48,41 +56,33 @@ def parse_time(text: str | None, name: str) -> int | None:
         raise ValueError(f"{name} {text!r}: not an ISO 8601 timestamp (e.g. 2024-01-01T08:00 or 2024-01-01T08:00:00Z)") from None
 
 
-def _is_grid(path: str) -> bool:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False  # load_config reports it
-    return isinstance(data, dict) and "grid" in data
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_backtest.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="YAML config: a single run (e.g. configs/default.yaml) or a grid (grid: key; not built yet)")
-    parser.add_argument("--catalog", default="catalogs/sample", help="Parquet catalog to replay (default: catalogs/sample)")
-    parser.add_argument("--start", help="first timestamp to replay, inclusive (ISO 8601, UTC; default: the catalog's first tick)")
-    parser.add_argument("--end", help="last timestamp to replay, inclusive (ISO 8601, UTC; default: the catalog's last tick)")
-    parser.add_argument("--out", help="run directory (default: runs/<run_id>/)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("config", help="YAML config: a single run (e.g. configs/default.yaml) or a grid (e.g. configs/grid.yaml)")
+    parser.add_argument("--catalog", help="Parquet catalog to replay (default: a grid file's catalog:, else catalogs/sample)")
+    parser.add_argument("--start", help="first timestamp to replay, inclusive (ISO 8601, UTC; default: a grid file's start:, else the catalog's first tick)")
+    parser.add_argument("--end", help="last timestamp to replay, inclusive (ISO 8601, UTC; default: a grid file's end:, else the catalog's last tick)")
+    parser.add_argument("--out", help="run directory (default: runs/<run_id>/; a grid's: runs/grid-<grid id>/)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines (or grid progress bar) on stderr")
     parser.add_argument("--no-report", action="store_true", help="skip report.html (it embeds plotly, ~5 MB)")
     add_config_arguments(parser, positional=True)
+    grid_cli.add_grid_arguments(parser)
     args = parser.parse_args(argv)
 
     def fail(message: str, code: int = 1) -> int:
         print(f"error: {message}", file=sys.stderr)
         return code
 
-    if _is_grid(args.config):
-        return fail(
-            f"{args.config} is a grid configuration (it has a `grid:` key). Grid search is the next piece of "
-            "work and is not built yet; run a single configuration for now.",
-            2,
-        )
+    if is_grid_file(args.config):
+        return grid_cli.main(args)
+    given = grid_cli.grid_flags_given(args)
+    if given:
+        return fail(f"{', '.join(given)}: grid options, and {args.config} is a single-run config (no grid: or zip: key)")
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as exc:
         return fail(str(exc))
-    catalog = Path(args.catalog)
+    catalog = Path(args.catalog or grid_cli.DEFAULT_CATALOG)
     if not (catalog / "data").is_dir():
         return fail(f"{catalog}: not a catalog (no data/ directory). Build one with `python -m auction_trader.data synth` or `import`.")
     try:

@@ -29,12 +29,22 @@ trades apply before quotes"), deterministic whatever the read order.
 
 Determinism: no component draws random numbers (the fill model's probabilities are 0 and 1); the
 global ``random`` is reseeded before every run anyway, since Nautilus's ``FillModel`` uses it.
+
+Reuse (grids): :func:`rearm_engine` makes a finished engine ready for the next run with a new
+strategy and configuration, without reloading or re-sorting the ticks. ``BacktestEngine.reset()``
+resets the exchange (our :class:`~auction_trader.backtest.venue.VenueModule` starts a new run), the
+matching engine, the cache (instruments kept) and the trader; what it leaves behind is handled
+here: the old strategy's message-bus subscriptions (``clear_strategies`` disposes it but leaves
+them), the order gate's denials and the fill model's slippage. Parameters baked into the venue when
+it is built (:data:`VENUE_SHAPE`: the instrument's fees, the account's balance and leverage, the
+latency model) cannot change on a built engine; a run that needs others needs a new engine.
+tests/test_grid.py proves a reused engine gives byte-identical metrics to a fresh one.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -60,6 +70,16 @@ from auction_trader.instrument import btcusdt_perpetual
 
 VENUE = Venue("BYBIT")
 RANDOM_SEED = 0
+
+#: Leaf parameters that :func:`build_engine` bakes into the venue (instrument fees, account balance
+#: and leverage, latency model, end-of-run instant): runs share an engine only when they agree.
+VENUE_SHAPE = ("taker_fee_bps", "maker_fee_bps", "starting_balance", "max_leverage", "fill_on_next_quote")
+
+
+def venue_shape(config: AuctionConfig) -> tuple:
+    """The values of :data:`VENUE_SHAPE` in ``config``."""
+    flat = config.flat()
+    return tuple(flat[name] for name in VENUE_SHAPE)
 
 
 @dataclass
@@ -174,7 +194,7 @@ def build_engine(
         iid,
         USDT,
         config.backtest.funding_rate_8h_bps,
-        Progress(len(ticks), progress_minutes or auto_progress_minutes(ticks[0].ts_init, ticks[-1].ts_init), enabled=progress),
+        _progress(len(ticks), ticks[0].ts_init, ticks[-1].ts_init, progress, progress_minutes),
     )
     venue.engine = engine
     fill_model = SlippageFillModel(execution.slippage_ticks_entry, execution.slippage_ticks_exit, touch=venue.touch)
@@ -228,6 +248,55 @@ def build_engine(
     return engine, ctx
 
 
+def rearm_engine(
+    engine: BacktestEngine,
+    ctx: BacktestContext,
+    config: AuctionConfig,
+    strategy: Strategy,
+    *,
+    progress: bool = False,
+    progress_minutes: int | None = None,
+    margin_check: bool = True,
+) -> BacktestContext:
+    """Reset an engine built by :func:`build_engine` (and run since) for another run on the same
+    ticks: ``strategy`` replaces the previous one and ``config``'s per-run parameters (slippage,
+    funding rate, everything the strategy reads) apply. ``config`` must have the engine's
+    :func:`venue_shape` (ValueError otherwise). Returns the new run's context.
+    """
+    if venue_shape(config) != venue_shape(ctx.config):
+        built = dict(zip(VENUE_SHAPE, venue_shape(ctx.config), strict=True))
+        wanted = dict(zip(VENUE_SHAPE, venue_shape(config), strict=True))
+        diff = ", ".join(f"{k} {built[k]!r} -> {wanted[k]!r}" for k in VENUE_SHAPE if built[k] != wanted[k])
+        raise ValueError(f"this engine's venue was built for other parameters ({diff}); build a new engine")
+    venue = ctx.venue
+    venue.funding_rate_bps = config.backtest.funding_rate_8h_bps
+    venue.progress = _progress(ctx.ticks, ctx.first_ts, ctx.last_ts, progress, progress_minutes)
+    engine.reset()  # the exchange resets the VenueModule, the trader its actors and strategies
+    _remove_strategy(engine, ctx.strategy)
+    ctx.fill_model.entry_ticks = config.execution.slippage_ticks_entry
+    ctx.fill_model.exit_ticks = config.execution.slippage_ticks_exit
+    ctx.guard.new_run(check_margin=margin_check)
+    engine.add_strategy(strategy)
+    if ctx.end_of_run is not None:
+        ctx.end_of_run.strategy = strategy
+    return replace(ctx, config=config, strategy=strategy, extra={})
+
+
+def _remove_strategy(engine: BacktestEngine, strategy: Strategy) -> None:
+    """``clear_strategies`` disposes the strategy but, in 1.231, leaves its message-bus
+    subscriptions (ticks, order and position events): every later run would still call the
+    disposed strategy on every tick and keep it, with all it recorded, alive."""
+    engine.clear_strategies()
+    msgbus = engine.kernel.msgbus
+    for sub in msgbus.subscriptions():
+        if getattr(sub.handler, "__self__", None) is strategy:
+            msgbus.unsubscribe(topic=sub.topic, handler=sub.handler)
+
+
+def _progress(ticks: int, first_ns: int, last_ns: int, enabled: bool, minutes: int | None) -> Progress:
+    return Progress(ticks, minutes or auto_progress_minutes(first_ns, last_ns), enabled=enabled)
+
+
 def auto_progress_minutes(first_ns: int, last_ns: int, lines: int = 20) -> int:
     """A round interval giving about ``lines`` progress lines over the span."""
     span = max(1, (last_ns - first_ns) // 60_000_000_000)
@@ -262,7 +331,7 @@ class EndOfRun(Actor):
 
     def __init__(self, strategy: Strategy, instrument_id: InstrumentId, last_ts: int) -> None:
         super().__init__(ActorConfig(component_id="EndOfRun"))
-        self._strategy = strategy
+        self.strategy = strategy  # replaced by rearm_engine when the engine is reused
         self._instrument_id = instrument_id
         self._last_ts = int(last_ts)
         self.fired = False
@@ -270,10 +339,13 @@ class EndOfRun(Actor):
     def on_start(self) -> None:
         self.clock.set_time_alert_ns("end_of_run", self._last_ts, self._on_end)
 
+    def on_reset(self) -> None:
+        self.fired = False
+
     def _on_end(self, _event) -> None:
         self.fired = True
-        self._strategy.cancel_all_orders(self._instrument_id)
-        self._strategy.close_all_positions(self._instrument_id, tags=list(self.TAGS))
+        self.strategy.cancel_all_orders(self._instrument_id)
+        self.strategy.close_all_positions(self._instrument_id, tags=list(self.TAGS))
 
 
 class OrderGate:
@@ -299,8 +371,13 @@ class OrderGate:
         self._leverage = leverage
         self._venue = venue
         self.denied: list[tuple[str, str]] = []
+        # Registered once per engine: the RiskEngine's reset does not register its endpoint again.
         self._msgbus.deregister(endpoint="RiskEngine.execute", handler=self._risk.execute)
         self._msgbus.register(endpoint="RiskEngine.execute", handler=self.execute)
+
+    def new_run(self, check_margin: bool = True) -> None:
+        self.check_margin = check_margin
+        self.denied = []
 
     def execute(self, command) -> None:
         self._venue.restore_quoted_book()

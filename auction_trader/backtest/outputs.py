@@ -98,6 +98,10 @@ def auction_strategy_factory() -> Callable[[AuctionConfig], object]:
 # -- identity ------------------------------------------------------------------------------------
 
 
+def strategy_name_of(strategy) -> str:
+    return f"{type(strategy).__module__}.{type(strategy).__qualname__}"
+
+
 def catalog_fingerprint(catalog: Path) -> list:
     """What identifies a catalog's content cheaply: its data files' names (time bounds) and sizes."""
     root = Path(catalog)
@@ -111,12 +115,15 @@ def catalog_fingerprint(catalog: Path) -> list:
     return out
 
 
-def run_id_for(config: AuctionConfig, catalog: Path, start_ns: int | None, end_ns: int | None, strategy_name: str) -> str:
-    """A short hash of everything that determines the run's outputs."""
+def run_id_for(
+    config: AuctionConfig, catalog: Path, start_ns: int | None, end_ns: int | None, strategy_name: str, fingerprint: list | None = None,
+) -> str:
+    """A short hash of everything that determines the run's outputs (grids name their
+    combinations with it too, passing the catalog's ``fingerprint`` computed once)."""
     blob = json.dumps(
         {
             "config": config.model_dump(mode="json"),
-            "catalog": catalog_fingerprint(catalog),
+            "catalog": catalog_fingerprint(catalog) if fingerprint is None else fingerprint,
             "start": start_ns,
             "end": end_ns,
             "strategy": strategy_name,
@@ -154,7 +161,7 @@ def run_single(
     catalog = Path(catalog)
     factory = strategy_factory or auction_strategy_factory()
     strategy = factory(config)
-    strategy_name = f"{type(strategy).__module__}.{type(strategy).__qualname__}"
+    strategy_name = strategy_name_of(strategy)
     run_id = run_id_for(config, catalog, start, end, strategy_name)
     out = Path(out_dir) if out_dir is not None else Path("runs") / run_id
 
@@ -163,80 +170,107 @@ def run_single(
     )
     try:
         run_engine(engine, ctx)
-        fills = collect_fills(engine, ctx)
-        account = engine.cache.account_for_venue(VENUE)
-        starting = Decimal(repr(config.backtest.starting_balance))
-        ending = account.balance_total(USDT).as_decimal()
-        balances = balance_events(account)
-        minute_ts, equity = minute_equity(ctx.venue.minute_quotes, fills, balances, float(starting))
-        features = _call(strategy, "features_columns")
-        features = {k: np.asarray(v) for k, v in features.items()} if features else None
-        extra = {
-            "margin_denials": len(ctx.guard.denied),
-            "max_leverage_used": _max_leverage(fills, balances, float(starting)),
-            "ticks": ctx.ticks,
-        }
-        metrics, trips = compute_metrics(
-            fills=fills,
-            funding_events=ctx.ledger.events,
-            starting_balance=starting,
-            ending_balance=ending,
-            minute_ts=minute_ts,
-            equity=equity,
-            tick_size=float(ctx.instrument.price_increment),
-            features=features,
-            ambiguous_frac_max=config.initiative.ambiguous_trade_frac_max,
-            extra=extra,
-        )
-        doc = {"run": _run_info(run_id, strategy_name, ctx), **metrics, "funding": [e.as_row() for e in ctx.ledger.events], "config": config.flat()}
-
-        out.mkdir(parents=True, exist_ok=True)
-        for name in OUTPUT_FILES:
-            (out / name).unlink(missing_ok=True)
-        files: dict[str, Path] = {}
-        files["fills.parquet"] = _write_table(out / "fills.parquet", fills_table(fills))
-        files["trades.parquet"] = _write_table(out / "trades.parquet", trades_table(trips))
-        if features is not None:
-            files["features_1m.parquet"] = _write_table(out / "features_1m.parquet", pa.table(features))
-        signals = _call(strategy, "signal_records")
-        if signals is not None:
-            files["signals_1m.parquet"] = _write_table(out / "signals_1m.parquet", _rows_table(signals))
-        alerts = _call(strategy, "alerts")
-        if alerts is not None:
-            doc["alerts"] = len(alerts)
-            files["alerts.json"] = _write_json(out / "alerts.json", alerts)
-        positions = _call(strategy, "position_records")
-        snapshots = _call(strategy, "state_snapshots")
-        files["execution.db"] = write_execution_db(out / "execution.db", positions, snapshots, ctx.ledger.events)
-        files["metrics.json"] = _write_json(out / "metrics.json", doc)
-        if report:
-            from auction_trader.backtest.report import write_report  # noqa: PLC0415 (plotly is heavy)
-
-            files["report.html"] = write_report(
-                out / "report.html",
-                engine=engine,
-                run_id=run_id,
-                metrics=doc,
-                fills=fills,
-                minute_ts=minute_ts,
-                equity=equity,
-                minute_quotes=ctx.venue.minute_quotes,
-                features=features,
-                signals=signals,
-            )
-        return RunResult(
-            run_id=run_id,
-            out_dir=out,
-            metrics=doc,
-            files=files,
-            fills=fills,
-            trips=trips,
-            funding=list(ctx.ledger.events),
-            margin_denials=list(ctx.guard.denied),
-            strategy=strategy,
-        )
+        run = measure(engine, ctx, run_id, strategy_name)
+        return _write_run(out, run, engine, ctx, report)
     finally:
         engine.dispose()
+
+
+@dataclass
+class Measured:
+    """A finished run's numbers and records, before anything is written (grids stop here)."""
+
+    run_id: str
+    doc: dict  # metrics.json's content
+    fills: list[Fill]
+    trips: list[Trip]
+    features: dict[str, np.ndarray] | None
+    minute_ts: np.ndarray
+    equity: np.ndarray
+
+
+def measure(engine, ctx: BacktestContext, run_id: str, strategy_name: str) -> Measured:
+    """The metrics of the run ``engine`` just finished (raises PnlIdentityError when the money
+    does not add up)."""
+    config, strategy = ctx.config, ctx.strategy
+    fills = collect_fills(engine, ctx)
+    account = engine.cache.account_for_venue(VENUE)
+    starting = Decimal(repr(config.backtest.starting_balance))
+    ending = account.balance_total(USDT).as_decimal()
+    balances = balance_events(account)
+    minute_ts, equity = minute_equity(ctx.venue.minute_quotes, fills, balances, float(starting))
+    features = _call(strategy, "features_columns")
+    features = {k: np.asarray(v) for k, v in features.items()} if features else None
+    extra = {
+        "margin_denials": len(ctx.guard.denied),
+        "max_leverage_used": _max_leverage(fills, balances, float(starting)),
+        "ticks": ctx.ticks,
+    }
+    metrics, trips = compute_metrics(
+        fills=fills,
+        funding_events=ctx.ledger.events,
+        starting_balance=starting,
+        ending_balance=ending,
+        minute_ts=minute_ts,
+        equity=equity,
+        tick_size=float(ctx.instrument.price_increment),
+        features=features,
+        ambiguous_frac_max=config.initiative.ambiguous_trade_frac_max,
+        extra=extra,
+    )
+    doc = {"run": _run_info(run_id, strategy_name, ctx), **metrics, "funding": [e.as_row() for e in ctx.ledger.events], "config": config.flat()}
+    alerts = _call(strategy, "alerts")
+    if alerts is not None:
+        doc["alerts"] = len(alerts)
+    return Measured(run_id, doc, fills, trips, features, minute_ts, equity)
+
+
+def _write_run(out: Path, run: Measured, engine, ctx: BacktestContext, report: bool) -> RunResult:
+    strategy, doc, fills = ctx.strategy, run.doc, run.fills
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUT_FILES:
+        (out / name).unlink(missing_ok=True)
+    files: dict[str, Path] = {}
+    files["fills.parquet"] = _write_table(out / "fills.parquet", fills_table(fills))
+    files["trades.parquet"] = _write_table(out / "trades.parquet", trades_table(run.trips))
+    if run.features is not None:
+        files["features_1m.parquet"] = _write_table(out / "features_1m.parquet", pa.table(run.features))
+    signals = _call(strategy, "signal_records")
+    if signals is not None:
+        files["signals_1m.parquet"] = _write_table(out / "signals_1m.parquet", _rows_table(signals))
+    alerts = _call(strategy, "alerts")
+    if alerts is not None:
+        files["alerts.json"] = _write_json(out / "alerts.json", alerts)
+    positions = _call(strategy, "position_records")
+    snapshots = _call(strategy, "state_snapshots")
+    files["execution.db"] = write_execution_db(out / "execution.db", positions, snapshots, ctx.ledger.events)
+    files["metrics.json"] = _write_json(out / "metrics.json", doc)
+    if report:
+        from auction_trader.backtest.report import write_report  # noqa: PLC0415 (plotly is heavy)
+
+        files["report.html"] = write_report(
+            out / "report.html",
+            engine=engine,
+            run_id=run.run_id,
+            metrics=doc,
+            fills=fills,
+            minute_ts=run.minute_ts,
+            equity=run.equity,
+            minute_quotes=ctx.venue.minute_quotes,
+            features=run.features,
+            signals=signals,
+        )
+    return RunResult(
+        run_id=run.run_id,
+        out_dir=out,
+        metrics=doc,
+        files=files,
+        fills=fills,
+        trips=run.trips,
+        funding=list(ctx.ledger.events),
+        margin_denials=list(ctx.guard.denied),
+        strategy=strategy,
+    )
 
 
 # -- collection ----------------------------------------------------------------------------------
@@ -415,6 +449,12 @@ def _finite(obj):
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
+
+
+def canonical_json(obj) -> str:
+    """Compact JSON with sorted keys, NaN as null: the same object always gives the same bytes
+    (grid results are compared byte for byte)."""
+    return json.dumps(_finite(obj), sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=False)
 
 
 def _write_json(path: Path, obj) -> Path:

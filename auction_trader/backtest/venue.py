@@ -58,10 +58,16 @@ class VenueModule(SimulationModule):
         super().__init__(SimulationModuleConfig())
         self.instrument_id = instrument_id
         self.currency = currency
-        self.ledger = FundingLedger(funding_rate_bps, currency_precision=currency.precision)
+        self.funding_rate_bps = funding_rate_bps
         self.progress = progress
-        self.last_quote: QuoteTick | None = None
         self.engine = None  # the BacktestEngine, for its iteration count (ticks processed)
+        self._new_run()
+
+    def _new_run(self) -> None:
+        """Per-run state, from scratch. New objects rather than cleared ones: a finished run's
+        outputs may still hold the previous lists when the engine is reset for the next run."""
+        self.ledger = FundingLedger(self.funding_rate_bps, currency_precision=self.currency.precision)
+        self.last_quote: QuoteTick | None = None
         self.restated = 0  # quotes re-applied after trades (restore_quoted_book)
         self.fills: list[FillRecord] = []
         # (minute end ns, bid, ask) of the latest quote stamped before each minute boundary
@@ -96,8 +102,11 @@ class VenueModule(SimulationModule):
     def log_diagnostics(self, logger) -> None:
         logger.info(f"Funding settlements: {len(self.ledger.events)}, paid {self.ledger.total_paid} {self.currency}")
 
-    def reset(self) -> None:  # a fresh module is built for every run
-        pass
+    def reset(self) -> None:
+        """Called by ``BacktestEngine.reset()`` (through the exchange): grids reuse one engine, so
+        the next run starts from nothing of this one, with the current ``funding_rate_bps`` and
+        ``progress``."""
+        self._new_run()
 
     # -- helpers --------------------------------------------------------------------------------
 
