@@ -68,7 +68,8 @@ def _events_of_minute(trades, quotes, ts_min: int, limit: int = 12) -> str:
     return "\n".join(out)
 
 
-def assert_matches_oracle(engine: dict, rows: list[dict], label: str, params: OracleParams, trades=None, quotes=None):
+def oracle_differences(engine: dict, rows: list[dict], label: str, params: OracleParams, trades=None, quotes=None) -> str:
+    """"" when the engine's columns equal the oracle's; else a report of the differing minutes."""
     import rust_indicators
 
     assert list(rust_indicators.FEATURE_COLUMNS) == COLUMNS
@@ -95,7 +96,7 @@ def assert_matches_oracle(engine: dict, rows: list[dict], label: str, params: Or
                 close = np.abs(e - o) <= tol
             bad[:, j] = (nan_e != nan_o) | (~nan_e & ~nan_o & ~close)
     if not bad.any():
-        return
+        return ""
     i = int(np.argmax(bad.any(axis=1)))
     per_col = {c: int(bad[:, j].sum()) for j, c in enumerate(COLUMNS) if bad[:, j].any()}
     lines = [
@@ -110,14 +111,14 @@ def assert_matches_oracle(engine: dict, rows: list[dict], label: str, params: Or
         lines.append(f"{c:<26}{_fmt(rows[i][c]):>26}{_fmt(engine[c][i]):>26}{mark}")
     if trades is not None:
         lines.append(_events_of_minute(trades, quotes, rows[i]["ts_min"]))
-    raise AssertionError("\n".join(lines))
+    return "\n".join(lines)
 
 
 def check(trades, quotes, params: OracleParams, label: str):
+    """Oracle rows, engine columns and the report of their differences ("" when equal)."""
     rows = oracle_features(trades, quotes, params)
     engine = run_engine(trades, quotes, params)
-    assert_matches_oracle(engine, rows, label, params, trades, quotes)
-    return rows, engine
+    return rows, engine, oracle_differences(engine, rows, label, params, trades, quotes)
 
 
 # -- the hand-checked cases of test_features_oracle.py, through the engine --------------------------
@@ -200,7 +201,8 @@ HAND_CASES = _hand_cases()
 
 @pytest.mark.parametrize(("name", "trades", "quotes", "params"), HAND_CASES, ids=[c[0] for c in HAND_CASES])
 def test_hand_cases_through_the_engine(name, trades, quotes, params):
-    check(trades, quotes, params, f"hand case {name}")
+    _, _, report = check(trades, quotes, params, f"hand case {name}")
+    assert not report, report
 
 
 def test_disagreement_cause_when_the_fallback_gives_sign_0():
@@ -211,7 +213,8 @@ def test_disagreement_cause_when_the_fallback_gives_sign_0():
 
     trades = [(ns(0, 100), 100.1, 0.003, 1)]
     quotes = [(ns(0, 100, 999_999), 100.0, 1.0, 100.1, 1.0)]
-    rows, _ = check(trades, quotes, OracleParams(use_tick_rule_fallback=True), "fallback gives sign 0")
+    rows, _, report = check(trades, quotes, OracleParams(use_tick_rule_fallback=True), "fallback gives sign 0")
+    assert not report, report
     assert (rows[0]["disagree_fallback"], rows[0]["disagree_inside"]) == (0, 1)
 
 
@@ -282,7 +285,8 @@ def small_markets(draw):
 @given(small_markets())
 def test_random_small_markets(market):
     trades, quotes, params = market
-    check(trades, quotes, params, "hypothesis market")
+    _, _, report = check(trades, quotes, params, "hypothesis market")
+    assert not report, report
 
 
 def numpy_market(seed: int, minutes: int = 40):
@@ -335,7 +339,8 @@ NUMPY_CASES = [
 def test_random_numpy_markets(seed, params):
     trades, quotes = numpy_market(seed)
     assert len(trades) > 500 and len(quotes) > 200
-    check(trades, quotes, params, f"numpy market seed {seed}")
+    _, _, report = check(trades, quotes, params, f"numpy market seed {seed}")
+    assert not report, report
 
 
 # -- the synthetic market ---------------------------------------------------------------------------
@@ -364,7 +369,8 @@ SYNTH_PARAMS = OracleParams(rolling_window_minutes=60, spread_lookback_minutes=3
 
 def test_synthetic_market_3h():
     trades, quotes = synthetic_market()
-    rows, engine = check(trades, quotes, SYNTH_PARAMS, "synthetic 3 h, seed 11")
+    rows, engine, report = check(trades, quotes, SYNTH_PARAMS, "synthetic 3 h, seed 11")
+    assert not report, report
     assert len(rows) == 180
     # the comparison means something: valid value areas, rebucketing, all disagreement causes seen
     assert sum(r["va_valid"] for r in rows) > 100
@@ -375,7 +381,8 @@ def test_synthetic_market_3h():
 def test_synthetic_market_with_bvc_and_no_fallback():
     trades, quotes = synthetic_market()
     params = replace(SYNTH_PARAMS, use_bvc=True, use_tick_rule_fallback=False, rolling_window_minutes=30)
-    check(trades, quotes, params, "synthetic 3 h, seed 11, BVC on, no fallback")
+    _, _, report = check(trades, quotes, params, "synthetic 3 h, seed 11, BVC on, no fallback")
+    assert not report, report
 
 
 # -- the real Binance feeds -------------------------------------------------------------------------
@@ -417,7 +424,8 @@ def test_real_binance_feeds(binance_feeds):
     assert len(binance_feeds) == 3
     trades, quotes = _real_feeds(tuple(str(p) for p in binance_feeds))
     assert len(trades) == 974 + 9_727 + 21_313 and len(quotes) == 7_113 + 45_147 + 66_089
-    rows, engine = check(trades, quotes, REAL_PARAMS, "real Binance feeds")
+    rows, engine, report = check(trades, quotes, REAL_PARAMS, "real Binance feeds")
+    assert not report, report
     # every minute from 2024-07-18 23:57 to 2024-08-09 00:00, the 20-day gap included
     first = min(trades[0][0], quotes[0][0]) // 60_000_000_000
     last = max(trades[-1][0], quotes[-1][0]) // 60_000_000_000
@@ -433,7 +441,8 @@ def test_real_binance_feeds(binance_feeds):
 def test_real_feed_with_fallback_off_and_bvc(binance_feeds):
     trades, quotes = _real_feeds(tuple(str(p) for p in binance_feeds))
     params = replace(REAL_PARAMS, use_tick_rule_fallback=False, use_bvc=True, lookback_bvc=4, rolling_window_minutes=5)
-    check(trades, quotes, params, "real Binance feeds, no fallback, BVC")
+    _, _, report = check(trades, quotes, params, "real Binance feeds, no fallback, BVC")
+    assert not report, report
 
 
 # -- determinism ------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ metrics as a canonical JSON string, so its bytes are the stored bytes).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -105,10 +106,8 @@ class _Slot:
     def discard_engine(self) -> None:
         engine, self.engine, self.ctx = self.engine, None, None
         if engine is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken engine is dropped either way
                 engine.dispose()
-            except Exception:  # noqa: BLE001 - a broken engine is dropped either way
-                pass
 
 
 _SLOT: _Slot | None = None
