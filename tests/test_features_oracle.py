@@ -418,6 +418,21 @@ def test_sigma_with_missing_minutes_and_bin_width_clamps():
     assert rows[3]["bin_width"] == pytest.approx(1.0)
 
 
+REBUCKET_MIDS = [1000.0, 1000.3, 1000.0, 1000.4, 999.95, 1000.35, 999.75, 1000.55]
+
+
+def rebucket_market() -> tuple[list, list]:
+    """One quote per minute at :data:`REBUCKET_MIDS` (one half-spread either side of the mid) and one
+    trade of 0.001 at 1000.3 (10003 ticks) per minute: the profile of minutes m-1..m is one bin, key
+    floor(10003 / w) x w at the applied width w."""
+    quotes = []
+    for i, mid in enumerate(REBUCKET_MIDS):
+        half = 0.1 if round(mid * 10) == mid * 10 else 0.05
+        quotes.append((ns(i, 30_000), round(mid - half, 1), 1.0, round(mid + half, 1), 1.0))
+    trades = [(ns(i, 1000), 1000.3, 0.001, 1) for i in range(len(REBUCKET_MIDS))]
+    return trades, quotes
+
+
 def test_rebucketing_triggers():
     # W = 2, alpha 1, tick 0.1, B = 1. One quote per minute with mids 1000.0, 1000.3, 1000.0,
     # 1000.4, 999.95, 1000.35, 999.75, 1000.55 (bid/ask one half-spread either side).
@@ -432,16 +447,9 @@ def test_rebucketing_triggers():
     # applied: m0 takes 1; m1 1; m2 |4-1|/1 = 3 >= 0.25 -> 4; m3 |5-4|/4 = 0.25 >= 0.25 -> 5;
     # m4 |6-5|/5 = 0.2 -> stays 5; m5 is minute index M0 + 5, a multiple of 15 -> 6;
     # m6 |7-6|/6 = 0.167 -> stays 6; m7 |10-6|/6 = 0.667 -> 10.
-    mids = [1000.0, 1000.3, 1000.0, 1000.4, 999.95, 1000.35, 999.75, 1000.55]
-    quotes = []
-    for i, mid in enumerate(mids):
-        half = 0.1 if round(mid * 10) == mid * 10 else 0.05
-        quotes.append((ns(i, 30_000), round(mid - half, 1), 1.0, round(mid + half, 1), 1.0))
-    # one trade of 0.001 at 1000.3 (10003 ticks) per minute: the profile of minutes m-1..m is one bin,
-    # key floor(10003 / w) x w at the applied width w.
-    trades = [(ns(i, 1000), 1000.3, 0.001, 1) for i in range(len(mids))]
+    trades, quotes = rebucket_market()
     rows = run(trades, quotes, rolling_window_minutes=2, alpha_bin=1.0, min_va_bins=1)
-    assert [r["mid_close"] for r in rows] == [pytest.approx(x, rel=1e-12) for x in mids]
+    assert [r["mid_close"] for r in rows] == [pytest.approx(x, rel=1e-12) for x in REBUCKET_MIDS]
     assert [round(r["bin_width"] * 10) for r in rows] == [1, 1, 4, 5, 6, 6, 7, 10]
     assert [round(r["bin_width_applied"] * 10) for r in rows] == [1, 1, 4, 5, 5, 6, 6, 10]
     # POC keys floor(10003 / w) x w: w 1 -> 10003; 4 -> 2500 x 4 = 10000; 5 -> 2000 x 5 = 10000;

@@ -125,7 +125,7 @@ def check(trades, quotes, params: OracleParams, label: str):
 
 
 def _hand_cases():
-    from tests.test_features_oracle import ns
+    from tests.test_features_oracle import ns, rebucket_market
 
     P = OracleParams
     cases = []
@@ -167,12 +167,7 @@ def _hand_cases():
                {"alpha_bin": 20.0, "base_bin_ticks": 5}):
         tag = "_".join(f"{k}{v:g}" for k, v in kw.items()) or "defaults"
         cases.append((f"sigma_clamps_{tag}", [], sq, P(rolling_window_minutes=10, **kw)))
-    mids = [1000.0, 1000.3, 1000.0, 1000.4, 999.95, 1000.35, 999.75, 1000.55]
-    rq = []
-    for i, mid in enumerate(mids):
-        half = 0.1 if round(mid * 10) == mid * 10 else 0.05
-        rq.append((ns(i, 30_000), round(mid - half, 1), 1.0, round(mid + half, 1), 1.0))
-    rt = [(ns(i, 1000), 1000.3, 0.001, 1) for i in range(len(mids))]
+    rt, rq = rebucket_market()
     for interval in (15, 1000, 1):
         cases.append((f"rebucket_interval{interval}", rt, rq,
                       P(rolling_window_minutes=2, alpha_bin=1.0, min_va_bins=1, rebucket_interval_minutes=interval)))

@@ -13,7 +13,7 @@ import pytest
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from auction_trader.data.cli import main as data_cli
-from auction_trader.data.errors import DataError
+from auction_trader.data.errors import DataError, rejects_path
 from auction_trader.data.importing import import_files
 from tests.conftest import tree_digest
 
@@ -60,6 +60,23 @@ BYBIT_CASES = {
 }
 
 
+def strict_then_skip(fmt: str, src: Path, catalog: Path, line: int, field: str, fragment: str):
+    """A bad row: the strict import fails naming ``file:line: field`` and leaves the catalog as it
+    was; the skipping import rejects that row alone. Returns the skipping import's report (None
+    for a file-level error, ``field`` empty, which no skipping can get past)."""
+    before = tree_digest(catalog)
+    with pytest.raises(DataError) as info:
+        import_files(fmt, [src], catalog)
+    assert f"{src}:{line}: {field + ': ' if field else ''}" in str(info.value) and fragment in str(info.value)
+    assert tree_digest(catalog) == before
+    assert not rejects_path(catalog).exists()
+    if not field:
+        return None
+    report = import_files(fmt, [src], catalog, skip_bad_rows=True)
+    assert [(r.line, r.field) for r in report.rejects] == [(line, field)]
+    return report
+
+
 @pytest.mark.parametrize("case", sorted(BYBIT_CASES))
 def test_bybit_trades_bad_row_strict_and_skip(tmp_path, case):
     mutate, line, field, fragment = BYBIT_CASES[case]
@@ -67,18 +84,7 @@ def test_bybit_trades_bad_row_strict_and_skip(tmp_path, case):
     mutate(rows)
     src = write_gz(tmp_path / "BTCUSDT2024-01-01.csv.gz", rows)
     catalog = seed_catalog(tmp_path)
-    before = tree_digest(catalog)
-
-    with pytest.raises(DataError) as info:
-        import_files("bybit-trades", [src], catalog)
-    assert f"{src}:{line}: {field}: " in str(info.value)
-    assert fragment in str(info.value)
-    assert tree_digest(catalog) == before
-    assert not catalog.with_name("cat.rejects.csv").exists()
-
-    report = import_files("bybit-trades", [src], catalog, skip_bad_rows=True)
-    assert len(report.rejects) == 1
-    assert (report.rejects[0].line, report.rejects[0].field) == (line, field)
+    report = strict_then_skip("bybit-trades", src, catalog, line, field, fragment)
     assert report.trades.written == 19
     stored = ParquetDataCatalog(str(catalog)).trade_ticks(instrument_ids=[BTC])
     assert len(stored) == 5 + 19
@@ -158,14 +164,7 @@ def test_binance_feed_bad_row_strict_and_skip(tmp_path, case):
     rows = [binance_trade(i) if i % 2 == 0 else binance_quote(i) for i in range(16)]
     mutate(rows)
     src = write_gz(tmp_path / "feed.gz", rows)
-    catalog = seed_catalog(tmp_path)
-    before = tree_digest(catalog)
-    with pytest.raises(DataError) as info:
-        import_files("binance-feed", [src], catalog)
-    assert f"{src}:{line}: {field}: " in str(info.value) and fragment in str(info.value)
-    assert tree_digest(catalog) == before
-    report = import_files("binance-feed", [src], catalog, skip_bad_rows=True)
-    assert [(r.line, r.field) for r in report.rejects] == [(line, field)]
+    report = strict_then_skip("binance-feed", src, seed_catalog(tmp_path), line, field, fragment)
     assert report.trades.written + report.quotes.written == 15
 
 
@@ -204,14 +203,7 @@ def test_ob500_bad_message_strict_and_skip(tmp_path, case):
     lines = ob_lines()
     mutate(lines)
     src = write_zip(tmp_path / "2024-01-01_BTCUSDT_ob500.data.zip", lines)
-    catalog = seed_catalog(tmp_path)
-    before = tree_digest(catalog)
-    with pytest.raises(DataError) as info:
-        import_files("bybit-ob500", [src], catalog)
-    assert f"{src}:{line}: {field}: " in str(info.value) and fragment in str(info.value)
-    assert tree_digest(catalog) == before
-    report = import_files("bybit-ob500", [src], catalog, skip_bad_rows=True)
-    assert [(r.line, r.field) for r in report.rejects] == [(line, field)]
+    report = strict_then_skip("bybit-ob500", src, seed_catalog(tmp_path), line, field, fragment)
     assert report.quotes.written >= 8
 
 
@@ -275,15 +267,8 @@ def test_tardis_bad_rows(tmp_path, case):
     mutate(rows)
     src = tmp_path / f"{kind}.csv"
     src.write_text("\n".join(rows) + "\n")
-    catalog = seed_catalog(tmp_path)
-    before = tree_digest(catalog)
-    with pytest.raises(DataError) as info:
-        import_files(f"tardis-{kind}", [src], catalog)
-    assert f"{src}:{line}: {field + ': ' if field else ''}" in str(info.value) and fragment in str(info.value)
-    assert tree_digest(catalog) == before
+    report = strict_then_skip(f"tardis-{kind}", src, seed_catalog(tmp_path), line, field, fragment)
     if field:
-        report = import_files(f"tardis-{kind}", [src], catalog, skip_bad_rows=True)
-        assert [(r.line, r.field) for r in report.rejects] == [(line, field)]
         assert report.trades.written + report.quotes.written == 9
 
 

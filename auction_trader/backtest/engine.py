@@ -16,8 +16,8 @@
     the last *trade* as bid and ask until the next quote; see :mod:`.venue`), so orders cannot be
     filled by trades that printed before they were placed;
   - it denies orders beyond the leverage limit: Nautilus 1.231 runs no risk check at all for
-    margin accounts (its ``RiskEngine`` returns early: "TODO: Determine risk controls for
-    margin") and its simulated venue checks no margin either, so an order of any size would fill.
+    margin accounts (its ``RiskEngine`` returns before any check when the account is a margin
+    account) and its simulated venue checks no margin either, so an order of any size would fill.
     Bybit rejects an order whose initial margin exceeds the available balance; the gate denies such
     orders the same way (``OrderDenied``, reason ``INSUFFICIENT_MARGIN``);
 * :class:`EndOfRun`: at the last tick, cancels the strategy's open orders and closes its position at
