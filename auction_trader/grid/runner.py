@@ -7,7 +7,9 @@ full configuration, the catalog's fingerprint, the range and the strategy, the s
 combinations' run ids, so it changes with the parameters, the data or the range, and names the
 default output directory ``runs/grid-<grid id>/``.
 
-Storage: ``<out>/execution.db``, table ``grid_search_results`` (specv2 §3.3 plus ``grid_id``,
+Storage: ``<out>/grid.json`` names the grid (its id, file, catalog, range and axes in the file's
+order: what a reader needs to rank neighbours and to rerun one combination alone), and
+``<out>/execution.db``, table ``grid_search_results`` (specv2 §3.3 plus ``grid_id``,
 ``status``, ``seconds``), one row per combination (a re-run replaces its row), written by this
 process as each outcome arrives; ``created_at`` is the wall clock in ms, ``metrics_json`` is
 deterministic. ``resume`` skips every combination stored with status ``ok`` (whatever grid stored
@@ -34,6 +36,7 @@ from auction_trader.grid.worker import DataSpec, Outcome, Task, fingerprint_hash
 from auction_trader.store import ExecutionStore
 
 DB_NAME = "execution.db"
+MANIFEST_NAME = "grid.json"
 
 
 @dataclass
@@ -82,6 +85,7 @@ def run_grid(
     grid_id, run_ids, data = plan(spec, catalog, start, end, strategy_factory)
     out = Path(out_dir) if out_dir is not None else Path("runs") / f"grid-{grid_id}"
     outcomes: list[Outcome] = []
+    _write_manifest(out, spec, catalog, start, end, grid_id)
     with ExecutionStore(out / DB_NAME) as store:
         done = {r["run_id"] for r in store.grid_results() if r["status"] == "ok"} if resume else set()
         tasks = [
@@ -111,6 +115,19 @@ def run_grid(
         stored = {r["run_id"]: r for r in store.grid_results()}
     rows = [_row(c, rid, stored.get(rid)) for c, rid in zip(spec.combinations, run_ids, strict=True)]
     return GridResult(grid_id, out, rows, len(tasks), failed, len(spec.combinations) - len(tasks), time.perf_counter() - began, outcomes)
+
+
+def _write_manifest(out: Path, spec: GridSpec, catalog: Path, start: int | None, end: int | None, grid_id: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "grid_id": grid_id,
+        "grid_file": str(spec.path.resolve()),
+        "catalog": str(catalog.resolve()),
+        "start": start,
+        "end": end,
+        "axes": [{"keys": list(a.keys), "values": [list(step) for step in a.values]} for a in spec.axes],
+    }
+    (out / MANIFEST_NAME).write_text(json.dumps(doc, indent=2, default=str) + "\n")
 
 
 def _strategy_name(spec: GridSpec, factory: Callable | None) -> str:

@@ -1,0 +1,294 @@
+"""The FastAPI app: three pages (index, trading view, grid view), their JSON API and a WebSocket.
+
+Pages and the chart library are served by the app itself; nothing is fetched from the internet
+(plotly.js comes from the installed plotly package). On 127.0.0.1 there is no login; bound to any
+other address the app requires a token (from the environment) on every request but the login
+form, as a ``Bearer`` header or the cookie that the form sets.
+
+API (every ``{key}`` is a directory's path relative to ``--runs``):
+
+==================================  ==================================================================
+``GET  /api/library``               every run and grid
+``GET  /api/run/{key}``             run detail: identity, summary, config, thresholds, status
+``GET  /api/minutes/{key}``         per-minute columns in ``[start, end]`` (ms), account figures included
+``GET  /api/profile/{key}?ts=``     the volume profile and value area at a minute
+``GET  /api/footprint/{key}``       buy / sell volume per minute and price bin (``side=inferred|exchange``)
+``GET  /api/markers/{key}``         signals, fills (with reason codes) and round trips
+``GET  /api/state/{key}?ts=``       position, P&L, heat, ambiguity, kill switch at a minute
+``GET  /api/alerts/{key}``          the alert feed
+``POST /api/control/{key}``         activate / deactivate / resolve (refused with the reason when not allowed)
+``GET  /api/grid/{key}?metric=``    the combinations with the metric's neighbour spread
+``GET  /api/heatmap/{key}``         a metric over two swept parameters
+``GET  /api/compare/{key}?a=&b=``   two combinations side by side (and their single runs, when run)
+``POST /api/rerun/{key}?run_id=``   run one combination alone (full outputs); ``GET /api/job/{id}``
+``WS   /ws/run/{key}``              new minutes, status and alerts as they appear
+==================================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import math
+import sqlite3
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
+
+from auction_trader.dashboard.library import Library
+from auction_trader.dashboard.settings import DashboardSettings
+from auction_trader.dashboard.source import ControlRefused
+
+STATIC = Path(__file__).with_name("static")
+COOKIE = "auction_trader_token"
+PUSH_INTERVAL_S = 0.25
+PUBLIC_PATHS = ("/login", "/static/", "/favicon.ico")
+
+
+def plotly_js() -> Path:
+    """plotly.min.js as shipped inside the plotly wheel."""
+    return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item"):
+        return _clean(obj.item())
+    return obj
+
+
+def _json(obj: Any) -> JSONResponse:
+    return JSONResponse(_clean(obj))
+
+
+def create_app(runs: Path, settings: DashboardSettings | None = None, token: str | None = None) -> FastAPI:
+    """The app over the runs folder ``runs``; ``token`` set: every request must carry it."""
+    library = Library(runs, settings)
+    from auction_trader.dashboard.grids import Jobs  # noqa: PLC0415
+
+    jobs = Jobs(on_done=lambda job: _after_job(library, job))
+    app = FastAPI(title="auction-trader dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.library = library
+    app.state.jobs = jobs
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    app.add_event_handler("shutdown", jobs.stop)
+
+    if token:
+
+        @app.middleware("http")
+        async def require_token(request: Request, call_next):
+            path = request.url.path
+            if any(path.startswith(p) for p in PUBLIC_PATHS) or _authorized(request.headers.get("authorization"), request.cookies.get(COOKIE), token):
+                return await call_next(request)
+            if path.startswith("/api/"):
+                return JSONResponse({"detail": "a token is required (Authorization: Bearer ..., or log in at /login)"}, status_code=401)
+            return RedirectResponse(f"/login?next={path}", status_code=303)
+
+        @app.get("/login", response_class=HTMLResponse)
+        def login_form() -> HTMLResponse:
+            return HTMLResponse((STATIC / "login.html").read_text())
+
+        @app.post("/login")
+        async def login(request: Request) -> Response:
+            form = (await request.body()).decode()
+            given = dict(p.split("=", 1) for p in form.split("&") if "=" in p).get("token", "")
+            from urllib.parse import unquote_plus  # noqa: PLC0415
+
+            if not hmac.compare_digest(unquote_plus(given), token):
+                return HTMLResponse((STATIC / "login.html").read_text().replace("<!--error-->", "<p class=err>wrong token</p>"), status_code=401)
+            resp = RedirectResponse("/", status_code=303)
+            resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+            return resp
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/static-lib/plotly.min.js")
+    def plotly() -> FileResponse:
+        return FileResponse(plotly_js(), media_type="application/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+    # -- pages -------------------------------------------------------------------------------------
+
+    def page(name: str, title: str) -> HTMLResponse:
+        return HTMLResponse((STATIC / name).read_text().replace("{{title}}", title))
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        return page("index.html", "auction-trader")
+
+    @app.get("/run/{key:path}", response_class=HTMLResponse)
+    def run_page(key: str) -> HTMLResponse:
+        _lookup(library.run, key)
+        return page("run.html", f"{key} · auction-trader")
+
+    @app.get("/grid/{key:path}", response_class=HTMLResponse)
+    def grid_page(key: str) -> HTMLResponse:
+        _lookup(library.grid, key)
+        return page("grid.html", f"{key} · grid · auction-trader")
+
+    # -- runs --------------------------------------------------------------------------------------
+
+    @app.get("/api/library")
+    def api_library() -> JSONResponse:
+        return _json(library.listing())
+
+    @app.get("/api/run/{key:path}")
+    def api_run(key: str) -> JSONResponse:
+        run = _lookup(library.run, key)
+        return _json({**run.info(), "status": run.status(), "head": run.head()})
+
+    @app.get("/api/minutes/{key:path}")
+    def api_minutes(key: str, start: int | None = None, end: int | None = None) -> JSONResponse:
+        return _json(_call(_lookup(library.run, key).minutes, start, end))
+
+    @app.get("/api/profile/{key:path}")
+    def api_profile(key: str, ts: int = Query(..., description="the minute (ts_min, ms)")) -> JSONResponse:
+        return _json(_call(_lookup(library.run, key).profile, ts))
+
+    @app.get("/api/footprint/{key:path}")
+    def api_footprint(key: str, start: int, end: int, side: str = "inferred", bin_ticks: int | None = None) -> JSONResponse:
+        return _json(_call(_lookup(library.run, key).footprint, start, end, side, bin_ticks))
+
+    @app.get("/api/markers/{key:path}")
+    def api_markers(key: str, start: int | None = None, end: int | None = None) -> JSONResponse:
+        return _json(_call(_lookup(library.run, key).markers, start, end))
+
+    @app.get("/api/state/{key:path}")
+    def api_state(key: str, ts: int) -> JSONResponse:
+        return _json(_call(_lookup(library.run, key).state, ts))
+
+    @app.get("/api/alerts/{key:path}")
+    def api_alerts(key: str, since: int | None = None) -> JSONResponse:
+        return _json(_call(_lookup(library.run, key).alerts, since))
+
+    @app.post("/api/control/{key:path}")
+    def api_control(key: str, command: str) -> JSONResponse:
+        source = _lookup(library.run, key)
+        if command not in ("activate", "deactivate", "resolve"):
+            raise HTTPException(400, f"command {command!r}: activate, deactivate or resolve")
+        try:
+            return _json({"accepted": True, **source.control(command)})
+        except ControlRefused as exc:
+            return JSONResponse({"accepted": False, "reason": str(exc)}, status_code=409)
+
+    # -- grids -------------------------------------------------------------------------------------
+
+    @app.get("/api/grid/{key:path}")
+    def api_grid(key: str, metric: str = "net_pnl") -> JSONResponse:
+        grid = _lookup(library.grid, key)
+        library.scan()
+        return _json(_call(grid.table, metric, library.find_run))
+
+    @app.get("/api/heatmap/{key:path}")
+    def api_heatmap(key: str, x: str, y: str, metric: str = "net_pnl") -> JSONResponse:
+        return _json(_call(_lookup(library.grid, key).heatmap, x, y, metric))
+
+    @app.get("/api/compare/{key:path}")
+    def api_compare(key: str, a: str, b: str) -> JSONResponse:
+        grid = _lookup(library.grid, key)
+        library.scan()
+        out = []
+        for run_id in (a, b):
+            row = _call(grid.row, run_id)
+            run_key = library.find_run(run_id)
+            entry: dict[str, Any] = {"run_id": run_id, "status": row.status, "params": row.params, "metrics": row.metrics, "run": run_key}
+            if run_key:
+                run = library.run(run_key)
+                minutes = run.minutes(None, None)
+                entry["equity"] = {"ts_min": minutes["ts_min"], "equity": minutes["equity"]}
+                entry["trades"] = run.markers(None, None)["trades"]
+            out.append(entry)
+        return _json({"key": key, "a": out[0], "b": out[1]})
+
+    @app.post("/api/rerun/{key:path}")
+    def api_rerun(key: str, run_id: str) -> JSONResponse:
+        grid = _lookup(library.grid, key)
+        library.scan(force=True)
+        existing = library.find_run(run_id)
+        if existing:
+            return _json({"state": "done", "run": existing, "run_id": run_id})
+        try:
+            job = jobs.submit(grid, run_id)
+        except PermissionError as exc:
+            return JSONResponse({"state": "refused", "reason": str(exc)}, status_code=409)
+        except KeyError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
+        return _json(job.view())
+
+    @app.get("/api/job/{job_id}")
+    def api_job(job_id: int) -> JSONResponse:
+        return _json(_call(jobs.get, job_id).view())
+
+    # -- live push ---------------------------------------------------------------------------------
+
+    @app.websocket("/ws/run/{key:path}")
+    async def ws_run(ws: WebSocket, key: str) -> None:
+        if token and not _authorized(ws.headers.get("authorization"), ws.cookies.get(COOKIE), token):
+            await ws.close(code=4401)
+            return
+        try:
+            source = library.run(key)
+        except KeyError:
+            await ws.close(code=4404)
+            return
+        await ws.accept()
+        head = source.head()
+        await ws.send_json(_clean({"type": "hello", "head": head, "status": source.status()}))
+        try:
+            while True:
+                await asyncio.sleep(PUSH_INTERVAL_S)
+                new = await asyncio.to_thread(source.head)
+                if new is not None and (head is None or new > head):
+                    start = None if head is None else head + 60_000
+                    minutes = await asyncio.to_thread(source.minutes, start, new)
+                    alerts = await asyncio.to_thread(source.alerts, start)
+                    await ws.send_json(_clean({"type": "minutes", "head": new, "minutes": minutes, "alerts": alerts, "status": source.status()}))
+                    head = new
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+    return app
+
+
+def _authorized(header: str | None, cookie: str | None, token: str) -> bool:
+    given = header[7:] if header and header.lower().startswith("bearer ") else cookie
+    return bool(given) and hmac.compare_digest(given, token)
+
+
+def _lookup(get, key: str):
+    try:
+        return get(key)
+    except KeyError as exc:
+        raise HTTPException(404, str(exc.args[0])) from None
+
+
+def _call(fn, *args):
+    """Bad input -> 400, an unknown name -> 404, a missing file -> 404, with the message."""
+    try:
+        return fn(*args)
+    except KeyError as exc:
+        raise HTTPException(404, str(exc.args[0])) from None
+    except (FileNotFoundError, sqlite3.OperationalError) as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def _after_job(library: Library, job) -> None:
+    """A finished rerun: point the job at its run directory, and check it is the grid's run id."""
+    library.scan(force=True)
+    key = library.find_run(job.run_id)
+    if key:
+        job.run = key
+    elif job.state == "done":
+        job.state = "failed"
+        job.output += f"\nthe run finished but no run directory under {library.root} has run id {job.run_id} (different code or data since the grid?)"

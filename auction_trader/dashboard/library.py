@@ -1,0 +1,121 @@
+"""Everything under ``--runs``: backtest run directories and grid output directories, any depth.
+
+A run directory has ``metrics.json``; a grid directory has an ``execution.db`` with rows in
+``grid_search_results`` (and no ``metrics.json``). Each is named by its path relative to the runs
+folder (``sample``, ``sample-grid``, ``sample-grid/runs/2ca94ca508a7``), which is also its URL.
+The folder is rescanned when asked for the list (the index page) or for a name it does not know;
+the objects of known directories stay, with their caches.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from auction_trader.dashboard.grids import GridDir
+from auction_trader.dashboard.runs import BacktestRun
+from auction_trader.dashboard.settings import DashboardSettings
+from auction_trader.dashboard.ticks import CatalogTicks
+
+RESCAN_SECONDS = 2.0
+
+
+def _is_grid(path: Path) -> bool:
+    db = path / "execution.db"
+    if not db.is_file() or (path / "metrics.json").exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            return con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='grid_search_results'").fetchone() is not None and (
+                con.execute("SELECT 1 FROM grid_search_results LIMIT 1").fetchone() is not None
+            )
+    except sqlite3.Error:
+        return False
+
+
+class Library:
+    def __init__(self, root: Path, settings: DashboardSettings | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.settings = settings or DashboardSettings()
+        self.runs: dict[str, BacktestRun] = {}
+        self.grids: dict[str, GridDir] = {}
+        self._scanned = 0.0
+        self._lock = threading.Lock()
+
+    def _key(self, path: Path) -> str:
+        rel = path.relative_to(self.root).as_posix()
+        return self.root.name if rel == "." else rel
+
+    def scan(self, force: bool = False) -> None:
+        with self._lock:
+            if not force and time.monotonic() - self._scanned < RESCAN_SECONDS:
+                return
+            runs, grids = {}, {}
+            if self.root.is_dir():
+                for dirpath, dirnames, filenames in os.walk(self.root):
+                    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                    path = Path(dirpath)
+                    if "metrics.json" in filenames:
+                        key = self._key(path)
+                        runs[key] = self.runs.get(key) or BacktestRun(path, key, self.settings, catalog_ticks)
+                    elif "execution.db" in filenames and _is_grid(path):
+                        key = self._key(path)
+                        grids[key] = self.grids.get(key) or GridDir(path, key)
+            self.runs, self.grids = runs, grids
+            self._scanned = time.monotonic()
+
+    def run(self, key: str) -> BacktestRun:
+        if key not in self.runs:
+            self.scan(force=True)
+        if key not in self.runs:
+            raise KeyError(f"no run {key!r} under {self.root}")
+        return self.runs[key]
+
+    def grid(self, key: str) -> GridDir:
+        if key not in self.grids:
+            self.scan(force=True)
+        if key not in self.grids:
+            raise KeyError(f"no grid {key!r} under {self.root}")
+        return self.grids[key]
+
+    def find_run(self, run_id: str) -> str | None:
+        """The key of a run directory holding run ``run_id`` (a grid row's full single run)."""
+        for key, run in self.runs.items():
+            if run.run_id == run_id:
+                return key
+        return None
+
+    def listing(self) -> dict[str, Any]:
+        self.scan(force=True)
+        runs = []
+        for key, run in sorted(self.runs.items()):
+            m = run.metrics
+            info = m.get("run") or {}
+            runs.append(
+                {
+                    "key": key, "run_id": info.get("run_id"), "instrument": info.get("instrument"), "first_tick": info.get("first_tick"),
+                    "last_tick": info.get("last_tick"), "synthetic": info.get("synthetic_data"), "trades": m.get("trades"), "net_pnl": m.get("net_pnl"),
+                    "return_pct": m.get("return_pct"), "max_drawdown": m.get("max_drawdown"), "catalog": info.get("catalog"),
+                },
+            )  # fmt: skip
+        grids = []
+        for key, grid in sorted(self.grids.items()):
+            try:
+                grids.append(grid.summary())
+            except (sqlite3.Error, ValueError, KeyError) as exc:
+                grids.append({"key": key, "name": Path(key).name, "error": str(exc)})
+        return {"root": str(self.root), "runs": runs, "grids": grids}
+
+
+@lru_cache(maxsize=16)
+def catalog_ticks(catalog: str, instrument_id: str) -> CatalogTicks:
+    """One reader per catalog and instrument for the whole process (their row-group caches are shared)."""
+    path = Path(catalog)
+    if not path.is_dir():
+        raise FileNotFoundError(f"the run's catalog {catalog} does not exist on this machine (the profile and the footprint read its ticks)")
+    return CatalogTicks(path, instrument_id)
