@@ -63,8 +63,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from auction_trader.dashboard.app import create_app  # noqa: PLC0415
 
-    import auction_trader.data.catalog  # noqa: F401, PLC0415 (Nautilus: imported once here, not on the first page)
-
     app = create_app(runs, settings, token)
     print(f"dashboard: http://{args.host}:{args.port}/  (runs and grids under {runs.resolve()}; Ctrl-C stops it)", flush=True)
     # No access log: paths are harmless, but a token must never reach a log line by any route.

@@ -31,6 +31,7 @@ import asyncio
 import hmac
 import math
 import sqlite3
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -74,14 +75,20 @@ def _json(obj: Any) -> JSONResponse:
 def create_app(runs: Path, settings: DashboardSettings | None = None, token: str | None = None) -> FastAPI:
     """The app over the runs folder ``runs``; ``token`` set: every request must carry it."""
     library = Library(runs, settings)
+    warm_imports()
     from auction_trader.dashboard.grids import Jobs  # noqa: PLC0415
 
     jobs = Jobs(on_done=lambda job: _after_job(library, job))
-    app = FastAPI(title="auction-trader dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        jobs.stop()
+
+    app = FastAPI(title="auction-trader dashboard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.library = library
     app.state.jobs = jobs
     app.add_middleware(GZipMiddleware, minimum_size=2048)
-    app.add_event_handler("shutdown", jobs.stop)
 
     if token:
 
@@ -155,8 +162,8 @@ def create_app(runs: Path, settings: DashboardSettings | None = None, token: str
         return _json(_call(_lookup(library.run, key).profile, ts))
 
     @app.get("/api/footprint/{key:path}")
-    def api_footprint(key: str, start: int, end: int, side: str = "inferred", bin_ticks: int | None = None) -> JSONResponse:
-        return _json(_call(_lookup(library.run, key).footprint, start, end, side, bin_ticks))
+    def api_footprint(key: str, start: int, end: int, side: str = "inferred", bin_ticks: int | None = None, rows: int | None = None) -> JSONResponse:
+        return _json(_call(_lookup(library.run, key).footprint, start, end, side, bin_ticks, rows))
 
     @app.get("/api/markers/{key:path}")
     def api_markers(key: str, start: int | None = None, end: int | None = None) -> JSONResponse:
@@ -257,6 +264,12 @@ def create_app(runs: Path, settings: DashboardSettings | None = None, token: str
             return
 
     return app
+
+
+def warm_imports() -> None:
+    """Import Nautilus (the catalog reader) and the report's summary rows now, not on the first page."""
+    import auction_trader.backtest.report  # noqa: F401, PLC0415
+    import auction_trader.data.catalog  # noqa: F401, PLC0415
 
 
 def _authorized(header: str | None, cookie: str | None, token: str) -> bool:

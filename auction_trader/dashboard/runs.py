@@ -413,7 +413,9 @@ class BacktestRun:
             "features": row,
         }
 
-    def footprint(self, start: int, end: int, side: str, bin_ticks: int | None) -> dict[str, Any]:
+    def footprint(self, start: int, end: int, side: str, bin_ticks: int | None, rows: int | None = None) -> dict[str, Any]:
+        """``bin_ticks`` sets the price bin; else the value area's bin width at ``end``, times the
+        smallest whole factor that fits the traded range into ``rows`` rows (when given)."""
         if side not in ("inferred", "exchange"):
             raise ValueError(f"side {side!r}: inferred or exchange")
         if end < start:
@@ -428,6 +430,9 @@ class BacktestRun:
             raise ValueError("bin_ticks must be >= 1")
         lo, hi = self._range_ns()
         signed = signed_trades(ticks, max(lo, start * MS_NS), min(hi, (end + MINUTE_MS) * MS_NS - 1), bool(self.config.get("use_tick_rule_fallback", True)), lo)
+        if rows and not bin_ticks and len(signed.trades):
+            span = int(signed.trades.ticks.max() // width - signed.trades.ticks.min() // width) + 1
+            width *= max(1, math.ceil(span / rows))
         fp = footprint(signed, start, end, width, side)
         step = ticks.size_step
         a = int(np.searchsorted(f["ts_min"], start, "left"))
