@@ -240,7 +240,7 @@
     let zmax = 0; for (const row of z) for (const v of row) if (v !== null) zmax = Math.max(zmax, Math.abs(v));
     const cells = fp.bins.length * fp.minutes.length;
     const traces = [{
-      type: "heatmap", x, y, z, text, texttemplate: fp.bins.length <= 34 && fp.minutes.length <= 30 ? "%{text}" : "", textfont: { size: 9, color: "#e6edf3" }, xgap: 1, ygap: 1,
+      type: "heatmap", x, y, z, text, texttemplate: fp.bins.length <= 34 && fp.minutes.length <= 20 ? "%{text}" : "", textfont: { size: 9, color: "#e6edf3" }, xgap: 1, ygap: 1,
       zmin: -zmax || -1, zmax: zmax || 1, colorscale: [[0, "#b62324"], [0.5, "#21262d"], [1, "#1a7f37"]], showscale: false,
       hovertemplate: "%{x} · %{y:.1f}<br>sell × buy: %{text}<br>delta %{z:.3f}<extra></extra>",
     }, {
@@ -254,7 +254,7 @@
     $("fp-note").textContent = `sell × buy per ${AT.num(fp.width, 1)} bin, ${fp.side === "inferred" ? "side inferred from the quotes" : "exchange taker side"}` +
       (agree === null ? "" : agree ? " · each minute's delta = its OF_1m" : " · delta differs from OF_1m!") + (m0 < 0 ? "" : "");
   }
-  const fmtV = (v) => (v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toFixed(3));
+  const fmtV = (v) => (v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2));
 
   // -- equity ----------------------------------------------------------------------------------------------
 
