@@ -96,6 +96,20 @@ ensure_rust_extension() {
     echo "$want" > "$STAMPS.rust"
 }
 
+# -- browser for the dashboard tests --------------------------------------------------------------
+
+ensure_browser() {  # Debian's headless Chromium and its driver (the dashboard's browser tests)
+    command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return
+    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        say "chromium and chromedriver are missing: the dashboard's browser tests need them."
+        say "  install as root: apt-get install chromium chromium-driver (Debian packages); those tests skip until then"
+        return
+    fi
+    say "installing chromium and chromium-driver (Debian) for the dashboard's browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+        || die "apt-get install chromium chromium-driver failed"
+}
+
 setup() {
     check_rust
     ensure_venv
@@ -114,6 +128,7 @@ case "$cmd" in
         ;;
     test)
         setup
+        ensure_browser
         say "cargo test (rust_indicators)"
         cargo test --quiet --manifest-path rust_indicators/Cargo.toml
         say "pytest"

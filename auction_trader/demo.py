@@ -48,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     code = _backtest(args, config)
-    return code or _grid()
+    code = code or _grid()
+    if code == 0:
+        print(f"\n[demo] look at it in the browser: .venv/bin/python -m auction_trader.dashboard --runs {SAMPLE_RUN.parent.relative_to(REPO_ROOT)}"
+              f"  then open http://127.0.0.1:8050/run/{SAMPLE_RUN.name} (and /grid/{SAMPLE_GRID_RUN.name})")
+    return code
 
 
 def _backtest(args: argparse.Namespace, config) -> int:
