@@ -252,7 +252,10 @@ def create_app(runs: Path, settings: DashboardSettings | None = None, token: str
         await ws.send_json(_clean({"type": "hello", "head": head, "status": source.status()}))
         try:
             while True:
-                await asyncio.sleep(PUSH_INTERVAL_S)
+                try:  # listening, not sleeping: a client that leaves (or a server shutting down) ends the loop
+                    await asyncio.wait_for(ws.receive_text(), timeout=PUSH_INTERVAL_S)
+                except TimeoutError:
+                    pass
                 new = await asyncio.to_thread(source.head)
                 if new is not None and (head is None or new > head):
                     start = None if head is None else head + 60_000
