@@ -285,8 +285,6 @@ def test_tardis_bad_rows(tmp_path, case):
         (["1704067200000000007", "1704067201000000000"], "ns", False, 1_704_067_200_000_000_007),
         (["2024-01-01T00:00:00.000000009Z", "2024-01-01T01:00:01.5+01:00"], "iso", False, 1_704_067_200_000_000_009),
         (["2024-01-01 00:00:00", "2024-01-01 00:00:01"], "iso", True, 1_704_067_200_000_000_000),
-        # Mixed magnitudes fit no single unit: best guess from the median, with a warning.
-        (["1704067200", "1704067201000"], "ms", True, 1_704_067_200_000_000),
     ],
 )
 def test_csv_timestamp_units_are_detected(tmp_path, stamps, unit, warns, first_ns):
@@ -371,8 +369,16 @@ def test_conflicting_rows_in_an_existing_range_are_refused(tmp_path):
     before = tree_digest(catalog)
     changed = good_bybit_rows(10)
     changed[5] = bybit_row(5, size="0.020")
-    with pytest.raises(DataError, match=r"1 new row\(s\) fall inside data already in the catalog"):
-        import_files("bybit-trades", [write_gz(tmp_path / "b.csv.gz", [BYBIT_HEADER] + changed)], catalog)
+    src = write_gz(tmp_path / "b.csv.gz", [BYBIT_HEADER] + changed)
+    with pytest.raises(DataError, match=rf"{src}:7: trade id '00000005-.*' at 2024-01-01T00:00:05.100500000Z is also in .*cat/data/trade_tick/.* with other values \(price 42000.5, size 0.020, buyer vs price 42000.5, size 0.010, buyer\)"):
+        import_files("bybit-trades", [src], catalog)
+    assert tree_digest(catalog) == before
+    # A trade the catalog does not have, inside the time range one of its files covers.
+    extra = good_bybit_rows(10)
+    extra.insert(4, bybit_row(3, ts=f"{T0 + 3}.9000").replace("00000003-aaaa", "99999999-aaaa"))
+    src = write_gz(tmp_path / "c.csv.gz", [BYBIT_HEADER] + extra)
+    with pytest.raises(DataError, match=rf"{src}:6: 1 new row\(s\) fall inside data already in the catalog \(.*cat/data/trade_tick/"):
+        import_files("bybit-trades", [src], catalog)
     assert tree_digest(catalog) == before
 
 
