@@ -266,6 +266,20 @@ class CatalogWriter:
         ParquetDataCatalog(str(self.txn.next)).write_data([perpetual_for(self.spec, self.config)])
 
 
+def recover_leftovers(root: Path, wait: float = 600.0) -> list[str]:
+    """Finish or remove what an interrupted writer left in ``root`` (under the catalog's lock)."""
+    from auction_trader.data.transaction import TXN_DIR
+
+    root = Path(root)
+    if not (root / TXN_DIR).is_dir():
+        return []
+    with CatalogLock(root, wait, lambda message: print(message, file=sys.stderr, flush=True)):
+        done = recover(root)
+    for message in done:
+        print(message, file=sys.stderr, flush=True)
+    return done
+
+
 def inventory(root: Path, **kwargs) -> dict:
     from auction_trader.data.inventory import inventory as _inventory
 
