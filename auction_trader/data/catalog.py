@@ -187,11 +187,14 @@ class CatalogWriter:
 
     # -- adding ticks ---------------------------------------------------------------------------
 
-    def stager(self, kind: str, name: str) -> RunStager:
-        """The staging of one source's rows (``name``: the input file, for messages)."""
+    def stager(self, kind: str, name: str, drop_repeats: bool = False) -> RunStager:
+        """The staging of one source's rows (``name``: the input file, for messages).
+
+        ``drop_repeats``: identical consecutive quotes of the source are dropped (imports do).
+        """
         key = (kind, name)
         if key not in self._stagers:
-            self._stagers[key] = RunStager(self.txn.scratch, kind, name, self._sources)
+            self._stagers[key] = RunStager(self.txn.scratch, kind, name, self._sources, drop_repeats)
             self._sources += 1
         return self._stagers[key]
 

@@ -190,7 +190,7 @@ def _stage(writer: CatalogWriter, kind_name: str, path: Path, batch, descending:
     if len(batch):
         reports[kind_name].parsed += len(batch)
         reports[kind_name].see(batch.ts_event)
-        writer.stager(kind_name, str(path)).add(batch, descending=descending)
+        writer.stager(kind_name, str(path), drop_repeats=True).add(batch, descending=descending)
 
 
 def _check_instrument(instrument_id: str) -> None:

@@ -109,6 +109,7 @@ class Source:
     rows: int
     pieces: list[Piece] = field(default_factory=list)
     rel: Path | None = None  # existing: the file's path relative to the catalog root
+    drop_repeats: bool = False  # an imported file: identical consecutive L1 snapshots are dropped
 
     @property
     def rank(self) -> tuple:
@@ -118,9 +119,9 @@ class Source:
 class RunStager:
     """One input file's rows of one kind, written to scratch space in sorted pieces as they come."""
 
-    def __init__(self, scratch: Path, kind: str, name: str, index: int) -> None:
+    def __init__(self, scratch: Path, kind: str, name: str, index: int, drop_repeats: bool = False) -> None:
         self.dir = scratch / f"{index}-{kind}"
-        self.kind, self.name, self.index = kind, name, index
+        self.kind, self.name, self.index, self.drop_repeats = kind, name, index, drop_repeats
         self.buffer: list[Rows] = []
         self.buffered = 0
         self.pieces: list[Piece] = []
@@ -156,7 +157,7 @@ class RunStager:
             return None
         first = min(p.first for p in self.pieces)
         last = max(p.last for p in self.pieces)
-        return Source(self.index, self.name, False, first, last, self.rows, self.pieces)
+        return Source(self.index, self.name, False, first, last, self.rows, self.pieces, drop_repeats=self.drop_repeats)
 
 
 def _read_piece(path: Path) -> Rows:
@@ -372,6 +373,7 @@ class Merger:
         for r, s in enumerate(sorted(sources, key=lambda s: s.rank)):
             self.rank[s.index] = r
         self.existing = np.array([s.existing for s in sources], dtype=bool)
+        self.drops = np.array([s.drop_repeats for s in sources], dtype=bool)
         files = sorted((s for s in sources if s.existing), key=lambda s: s.first)
         self.file_start = np.array([s.first for s in files], np.int64)
         self.file_end = np.array([s.last for s in files], np.int64)
@@ -409,7 +411,7 @@ class Merger:
     # -- one window: every row of every timestamp in it ---------------------------------------
 
     def _window(self, w: Rows) -> None:
-        if self.kind == "quotes":
+        if self.kind == "quotes" and self.drops.any():
             w = self._drop_repeats(w)
         if self.kind == "trades":
             key_cols = [self._trade_ids(w)]
@@ -476,7 +478,7 @@ class Merger:
         lasts = np.concatenate([firsts[1:] - 1, [n - 1]])
         for i in lasts.tolist():
             self.last_quote[int(w["src"][i])] = tuple(int(w[c][i]) for c in PAYLOAD["quotes"])
-        repeat &= ~self.existing[w["src"]]
+        repeat &= self.drops[w["src"]]
         self.stats.repeats += int(repeat.sum())
         return _take(w, ~repeat)
 
