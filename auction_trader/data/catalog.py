@@ -187,12 +187,13 @@ class CatalogWriter:
 
     # -- adding ticks ---------------------------------------------------------------------------
 
-    def stager(self, kind: str, name: str, drop_repeats: bool = False) -> RunStager:
-        """The staging of one source's rows (``name``: the input file, for messages).
+    def stager(self, kind: str, name: str, drop_repeats: bool = False, key: object = None) -> RunStager:
+        """The staging of one source's rows (``name``: the input file, for messages; ``key``: what
+        makes it a source of its own, by default its name - a file given twice is two sources).
 
         ``drop_repeats``: identical consecutive quotes of the source are dropped (imports do).
         """
-        key = (kind, name)
+        key = (kind, name if key is None else key)
         if key not in self._stagers:
             self._stagers[key] = RunStager(self.txn.scratch, kind, name, self._sources, drop_repeats)
             self._sources += 1
@@ -252,7 +253,8 @@ class CatalogWriter:
             if any(start <= r.last and end >= r.first for r in runs):
                 sources.append(existing_source(self.root, path, start, end, len(sources), kind, self.spec))
         rel = data_dir(Path("."), KINDS[kind], self.spec.instrument_id)
-        edges = self.edges or Edges(DAY_NS, 0, [start for start, _, _ in existing])
+        starts = [start for start, _, _ in existing]
+        edges = Edges(self.edges.period, self.edges.origin, starts) if self.edges else Edges(DAY_NS, 0, starts)
         sink = FileSink(self.txn, rel, kind, self.spec, edges)
         merger = Merger(kind, sources, sink, stats)
         merger.run()

@@ -127,3 +127,22 @@ def append_rejects(catalog: Path, rejects: list[Reject]) -> Path | None:
     except OSError as exc:
         raise DataError(f"{path}: cannot write the rejected rows ({exc.strerror})") from None
     return path
+
+
+def check_output_file(path: Path, flag: str = "--out") -> None:
+    """Refuse an output file that cannot be written, before any work is done: a directory, a path
+    under a file, a directory without write access."""
+    import os
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{flag} {path}: is a directory; give the path of the file to write")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"{flag} {path}: {parent} is a file, so no directory can be made there")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{flag} {path}: cannot write in {parent} (permission denied)")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DataError(f"{flag} {path}: the file exists and cannot be overwritten (permission denied)")

@@ -147,7 +147,7 @@ def import_files(
         for n, path in enumerate(paths):
             rejects = Rejects(path, strict=not skip_bad_rows, spool=Path(spool) / f"{n}.csv")
             info = FileInfo()
-            _import_file(path, reader(path, rejects, options(spec), info), info, rejects, limits, writer, reports)
+            _import_file(n, path, reader(path, rejects, options(spec), info), info, rejects, limits, writer, reports)
             file_reports.append(FileReport(str(path), info.rows_read, len(rejects), info.notes))
             all_rejects.append(rejects)
         stats = writer.commit()
@@ -166,7 +166,7 @@ def import_files(
     )
 
 
-def _import_file(path: Path, chunks, info: FileInfo, rejects: Rejects, limits: Limits, writer: CatalogWriter, reports: dict) -> None:
+def _import_file(n: int, path: Path, chunks, info: FileInfo, rejects: Rejects, limits: Limits, writer: CatalogWriter, reports: dict) -> None:
     """One file: chunks -> exact rows -> time order -> staged. Nothing of it is held beyond a chunk."""
     orders: dict[str, TimeOrder] = {}
     for chunk in chunks:
@@ -179,18 +179,18 @@ def _import_file(path: Path, chunks, info: FileInfo, rejects: Rejects, limits: L
                 orders[kind_name] = TimeOrder(rejects, field_name, info.allow_descending)
             time_order = orders[kind_name]
             for decided in time_order.push(batch, batch.ts_event if order_key is None else order_key):
-                _stage(writer, kind_name, path, decided, time_order.descending, reports)
+                _stage(writer, kind_name, n, path, decided, time_order.descending, reports)
     for kind_name, time_order in orders.items():
         for decided in time_order.finish():
-            _stage(writer, kind_name, path, decided, time_order.descending, reports)
+            _stage(writer, kind_name, n, path, decided, time_order.descending, reports)
     rejects.close()
 
 
-def _stage(writer: CatalogWriter, kind_name: str, path: Path, batch, descending: bool, reports: dict) -> None:
+def _stage(writer: CatalogWriter, kind_name: str, n: int, path: Path, batch, descending: bool, reports: dict) -> None:
     if len(batch):
         reports[kind_name].parsed += len(batch)
         reports[kind_name].see(batch.ts_event)
-        writer.stager(kind_name, str(path), drop_repeats=True).add(batch, descending=descending)
+        writer.stager(kind_name, str(path), drop_repeats=True, key=n).add(batch, descending=descending)
 
 
 def _check_instrument(instrument_id: str) -> None:

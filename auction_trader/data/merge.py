@@ -168,7 +168,10 @@ def _read_piece(path: Path) -> Rows:
 
 def existing_source(root: Path, path: Path, start: int, end: int, index: int, kind: str, spec: InstrumentSpec) -> Source:
     """A catalog file as a merge source, read a few row groups at a time."""
-    parquet = pq.ParquetFile(path)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: a catalog file the import overlaps cannot be read ({exc}); run `inspect` on the catalog") from None
     meta = parquet.metadata
     pieces, group, rows = [], [], 0
     ts_col = parquet.schema_arrow.get_field_index("ts_init")
@@ -189,7 +192,10 @@ def existing_source(root: Path, path: Path, start: int, end: int, index: int, ki
 
 
 def _read_existing(path: Path, groups: tuple[int, ...], offset: int, kind: str, spec: InstrumentSpec) -> Rows:
-    table = pq.ParquetFile(path).read_row_groups(list(groups))
+    try:
+        table = pq.ParquetFile(path).read_row_groups(list(groups))
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: a catalog file the import overlaps cannot be read ({exc}); run `inspect` on the catalog") from None
     meta = table.schema.metadata or {}
     precision = (int(meta.get(b"price_precision", spec.price_precision)), int(meta.get(b"size_precision", spec.size_precision)))
     if precision != (spec.price_precision, spec.size_precision):

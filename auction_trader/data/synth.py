@@ -1002,9 +1002,10 @@ def _refuse_real(catalog: Path) -> None:
 
 
 def write_synthetic(catalog: Path, market: SyntheticMarket, config: AuctionConfig | None = None) -> None:
-    """Write a market held in memory into ``catalog`` with its label, replacing any synthetic
-    market there (never real data). Byte-identical to what ``synth`` streams for the same market."""
-    with _writer(catalog, market.start_ns, config) as writer:
+    """Add a market held in memory to ``catalog`` with its label (tests put markets of different
+    times side by side; never into real data). Into an empty catalog, byte-identical to what
+    ``synth`` streams for the same market."""
+    with CatalogWriter(Path(catalog), BTCUSDT, config, edges=Edges(FILE_HOURS * HOUR_NS, market.start_ns)) as writer:
         _refuse_real(catalog)
         writer.add_trades(market.trades)
         writer.add_quotes(market.quotes)

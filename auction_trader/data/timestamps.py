@@ -130,6 +130,8 @@ def to_ns(text: str, unit: str, name: str = "ts") -> int:
         if not value.is_finite() or value <= 0:
             raise BadRow(name, f"not a positive timestamp in {unit}: {text!r}")
         ns = int(value * scale)
-    if not 0 < ns < MAX_NS:
-        raise BadRow(name, f"{text!r} as {unit} is outside the representable range (before 2262){looks_like(float(Decimal(text)), unit)}")
+    if ns <= 0:
+        raise BadRow(name, f"not a positive timestamp in {UNIT_NAMES[unit]}: {text!r}")
+    if ns > MAX_NS:
+        raise BadRow(name, f"{text} as {UNIT_NAMES[unit]} is after the year 2262, beyond nanosecond timestamps{looks_like(float(Decimal(text)), unit)}")
     return ns

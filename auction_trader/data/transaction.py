@@ -29,6 +29,7 @@ import errno
 import json
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -144,8 +145,19 @@ def _complete(root: Path, txn: Path, journal: dict) -> None:
         os.replace(staged_marker, root / MARKER)
         _fsync_dir(root)
     step("cleanup")
-    shutil.rmtree(txn)
+    _discard(txn)
     _remove_empty(root / TXN_DIR)
+
+
+def _discard(txn: Path) -> None:
+    """Delete a finished transaction (the old tree). The commit is done whatever happens here: a
+    file that cannot be removed (a read-only or immutable leftover) is reported, and the next
+    writer tries again."""
+    try:
+        shutil.rmtree(txn)
+    except OSError as exc:
+        print(f"warning: the commit is complete, but its leftovers could not be removed ({exc}); "
+              "the next write to the catalog tries again", file=sys.stderr)
 
 
 def recover(root: Path) -> list[str]:
@@ -161,7 +173,7 @@ def recover(root: Path) -> list[str]:
             journal = None
         if journal is None:
             step("recover: roll back")
-            shutil.rmtree(txn)
+            _discard(txn)
             done.append(f"removed the leftovers of a write to {root} that was interrupted before its commit")
         else:
             _complete(Path(root), txn, journal)

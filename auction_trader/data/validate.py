@@ -80,7 +80,7 @@ class Limits:
         )
         size_max = _tightest(spec.size_scale, s, [(QUANTITY_MAX, "the largest quantity Nautilus's fixed-point values hold")])
         low = instrument.min_price
-        price_min = Bound(int(round(float(low) * spec.price_scale)), f"{low}, the lowest price {spec.instrument_id} allows") if low is not None else Bound(1, "one tick")
+        price_min = Bound(int(round(float(low) * spec.price_scale)), f"{low}, the lowest price {spec.instrument_id} allows") if low is not None else Bound(1, f"{decimal_text(1, p)}, one tick")
         now = time.time_ns()
         return cls(spec, GENESIS_NS if earliest is None else earliest, now + DAY_NS if latest is None else latest, price_min, price_max, size_max)
 
@@ -88,12 +88,20 @@ class Limits:
         return f"{iso(self.earliest)[:19]}Z .. {iso(self.latest)[:19]}Z"
 
 
+def decimal_text(units: int, precision: int) -> str:
+    """Integer units at ``precision`` decimals as exact decimal text (no float rounding)."""
+    if precision == 0:
+        return str(units)
+    sign, units = ("-" if units < 0 else ""), abs(units)
+    return f"{sign}{units // 10**precision}.{units % 10**precision:0{precision}d}"
+
+
 def _tightest(scale: int, precision: int, candidates: list[tuple[object, str]]) -> Bound:
-    bounds = [Bound(EXACT_UNITS, f"{EXACT_UNITS / scale:.{precision}f}, the largest value held exactly at {precision} decimal(s)")]
+    bounds = [Bound(EXACT_UNITS, f"{decimal_text(EXACT_UNITS, precision)}, the largest value held exactly at {precision} decimal(s)")]
     for value, what in candidates:
         if value is not None:
             units = int(math.floor(float(value) * scale + 1e-9))
-            bounds.append(Bound(units, f"{units / scale:.{precision}f}, {what}"))
+            bounds.append(Bound(units, f"{decimal_text(units, precision)}, {what}"))
     return min(bounds, key=lambda b: b.units)
 
 
@@ -126,13 +134,13 @@ def _exact(values: list[float], precision: int, low: Bound, high: Bound, step: f
     floats = np.array(values, np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         scaled = floats * 10.0**precision
-        problems.flag(~np.isfinite(floats), field, lambda i: f"not a finite number: {floats[i]!r}")
-        problems.flag(floats <= 0, field, lambda i: f"must be positive, got {floats[i]!r}")
-        problems.flag(scaled > high.units + 0.5, field, lambda i: f"{floats[i]!r} is above {high.text}")
-        problems.flag(scaled < low.units - 0.5, field, lambda i: f"{floats[i]!r} is below {low.text}")
+        problems.flag(~np.isfinite(floats), field, lambda i: f"not a finite number: {float(floats[i])!r}")
+        problems.flag(floats <= 0, field, lambda i: f"must be positive, got {float(floats[i])!r}")
+        problems.flag(scaled > high.units + 1e-6, field, lambda i: f"{float(floats[i])!r} is above {high.text}")
+        problems.flag(scaled < low.units - 1e-6, field, lambda i: f"{float(floats[i])!r} is below {low.text}")
         safe = np.where(problems.bad, 0.0, floats)
     units, off = to_units(safe, precision)
-    problems.flag(off, field, lambda i: f"{floats[i]!r} is not a multiple of the instrument's increment {step:g}")
+    problems.flag(off, field, lambda i: f"{float(floats[i])!r} is not a multiple of the instrument's increment {step:g}")
     return units
 
 
@@ -145,7 +153,7 @@ def _times(values: list[int], unit: str, field: str, limits: Limits, problems: _
         raw = int(ns[i]) // k if ns[i] % k == 0 else ns[i] / k
         side = "before" if ns[i] < limits.earliest else "after"
         return (
-            f"{raw} as {UNIT_NAMES[unit]} is {iso(ns[i])[:23]}Z, {side} the plausible window "
+            f"{raw} as {UNIT_NAMES[unit]} is {iso(ns[i])}, {side} the plausible window "
             f"{limits.window()} for {limits.spec.instrument_id}{looks_like(raw, unit)} (--earliest/--latest set the window)"
         )
 
@@ -184,7 +192,7 @@ def exact_trades(rows: TradeRows, limits: Limits, rejects: Rejects) -> tuple[Tra
     ts = _times(rows.ts, units["ts"], names["ts"], limits, problems)
     order = _times(rows.order, units["order"], names["order"], limits, problems) if rows.order is not None else None
     price = _exact(rows.price, spec.price_precision, limits.price_min, limits.price_max, spec.tick_size, names["price"], problems)
-    low_size = Bound(1, f"{1 / spec.size_scale:g}, the instrument's lot")
+    low_size = Bound(1, f"{decimal_text(1, spec.size_precision)}, the instrument's lot")
     size = _exact(rows.size, spec.size_precision, low_size, limits.size_max, 1 / spec.size_scale, names["size"], problems)
     ids = _ids(rows.trade_id, names["id"], problems)
     keep = problems.report(rejects)
@@ -202,7 +210,7 @@ def exact_quotes(rows: QuoteRows, limits: Limits, rejects: Rejects) -> tuple[Quo
     ts = _times(rows.ts, units["ts"], names["ts"], limits, problems)
     order = _times(rows.order, units["order"], names["order"], limits, problems) if rows.order is not None else None
     p, s = spec.price_precision, spec.size_precision
-    low_size = Bound(1, f"{1 / spec.size_scale:g}, the instrument's lot")
+    low_size = Bound(1, f"{decimal_text(1, spec.size_precision)}, the instrument's lot")
     cols = {}
     for name, values in (("bid", rows.bid), ("ask", rows.ask)):
         cols[name] = _exact(values, p, limits.price_min, limits.price_max, spec.tick_size, names[name], problems)
