@@ -195,19 +195,19 @@ class _FileCheck:
                 "quote_tick": ("bid_price", "ask_price", "bid_size", "ask_size", "ts_event", "ts_init")}[data_type]  # fmt: skip
         missing = [c for c in want if c not in schema.names]
         if missing:
-            self._problem(f"lacks the column(s) {', '.join(missing)} Nautilus expects", 0)
+            self._problem(f"lacks the column(s) {', '.join(missing)} Nautilus expects", None)
             self.bad = True
         meta = schema.metadata or {}
         if meta.get(b"instrument_id", b"").decode(errors="replace") not in ("", instrument_id):
-            self._problem(f"its metadata names instrument {meta[b'instrument_id']!r}, but it sits under {instrument_id}", 0)
+            self._problem(f"its metadata names instrument {meta[b'instrument_id']!r}, but it sits under {instrument_id}", None)
 
     def _problem(self, text: str, row: int | None) -> None:
-        """One message per kind of problem per file (the first row where it occurs)."""
+        """One message per kind of problem per file, at the first row (counted from 1) where it occurs."""
         key = text.split(":")[0]
         if key in self.found:
             return
         self.found[key] = 1
-        where = f" (row {row})" if row is not None and row > 0 else ""
+        where = f" (row {row + 1})" if row is not None else ""
         self.problems.append(f"{self.name}{where}: {text}")
 
     def batch(self, batch: pa.RecordBatch, ts: np.ndarray) -> None:
@@ -238,7 +238,8 @@ class _FileCheck:
 
     def _fixed(self, column: pa.Array, precision: int, name: str, base: int, low: int, high: int, what: str) -> np.ndarray | None:
         """Decode a fixed-point column, checking every value is exactly units x 10^(16 - precision)."""
-        units = decode_fixed(column, precision)
+        with np.errstate(invalid="ignore", over="ignore"):
+            units = decode_fixed(column, precision)
         raw = column.buffers()[1]
         again = encode_fixed(units, precision).buffers()[1]
         width = column.type.byte_width
