@@ -415,3 +415,37 @@ def test_the_report_names_every_count_and_json_catalog_label_survives(tmp_path):
     (catalog / "SYNTHETIC.json").write_text(json.dumps({"generator": "x"}))
     with pytest.raises(DataError, match="holds a synthetic market"):
         import_files("bybit-trades", [src], catalog)
+
+
+# -- streaming: the chunk sizes never change the result -------------------------------------------
+
+
+def test_chunk_and_piece_sizes_do_not_change_what_an_import_writes(tmp_path, monkeypatch, binance_feeds):
+    """The same files imported with tiny chunks, pieces and order windows give the same catalog
+    as with the defaults: newest-first files, rows out of order, Tardis's own arrival order."""
+    from auction_trader.data import formats, merge, validate
+
+    rows = good_bybit_rows(300)
+    rows[150] = bybit_row(150, ts=f"{T0 + 999}.0")  # far in the future: only this row is dropped
+    rows[40] = bybit_row(40, ts=f"{T0 + 3}.0")  # back in time
+    bybit = write_gz(tmp_path / "desc.csv.gz", [BYBIT_HEADER] + rows[::-1])
+    tardis = tmp_path / "t.csv"
+    jitter = [tardis_row(i, ts=str(1704067200000000 + i * 1000 + (i % 7) * 1500)) for i in range(300)]
+    write(tardis, [TARDIS_TRADES] + jitter)
+    lines = __import__("gzip").decompress(binance_feeds[0].read_bytes()).decode().splitlines()[:3000]
+    feed = write_gz(tmp_path / "feed.gz", lines)
+
+    def run(name: str) -> dict:
+        catalog = tmp_path / name
+        import_files("bybit-trades", [bybit], catalog, skip_bad_rows=True)
+        import_files("tardis-trades", [tardis], catalog.with_name(name + "-t"))
+        import_files("binance-feed", [feed, feed], catalog.with_name(name + "-b"))
+        return {k: tree_digest(catalog.with_name(name + s)) for k, s in (("bybit", ""), ("tardis", "-t"), ("binance", "-b"))}
+
+    default = run("default")
+    monkeypatch.setattr(formats, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(merge, "PIECE_ROWS", 13)
+    monkeypatch.setattr(validate, "ORDER_BLOCK", 5)
+    assert run("tiny") == default
+    stored = _trades(tmp_path / "default")
+    assert len(stored) == 298 and [t[0] for t in stored] == sorted(t[0] for t in stored)

@@ -44,6 +44,7 @@ GENESIS_NS = 1_231_006_505_000_000_000  # 2009-01-03T18:15:05Z, the Bitcoin gene
 DAY_NS = 86_400 * 1_000_000_000
 EXACT_UNITS = 2**53 - 1  # largest count of units a float64 (and our readers) hold exactly
 MAX_ID = 36  # Nautilus TradeId
+ORDER_BLOCK = 100_000  # rows a skipping import looks ahead to decide which rows are out of order
 
 
 @dataclass(frozen=True)
@@ -238,11 +239,11 @@ class TimeOrder:
     after it out, as a running maximum would. Memory: two blocks, whatever the file's length.
     """
 
-    def __init__(self, rejects: Rejects, field: str, allow_descending: bool, block: int = 100_000) -> None:
+    def __init__(self, rejects: Rejects, field: str, allow_descending: bool, block: int | None = None) -> None:
         self.rejects = rejects
         self.field = field
         self.allow_descending = allow_descending
-        self.block = block
+        self.block = block or ORDER_BLOCK
         self.direction: int | None = None if allow_descending else 1
         self.pending: list[tuple[object, np.ndarray]] = []
         self.pending_rows = 0
