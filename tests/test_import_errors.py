@@ -230,7 +230,10 @@ def tardis_quote(i: int, bid: str = "42000.0", ask: str = "42000.1") -> str:
     return f"bybit,BTCUSDT,{1704067200000000 + i * 1000},{1704067200050000 + i * 1000},1.5,{ask},{bid},{i + 1}.25"
 
 
-def test_tardis_trades_and_quotes_through_nautilus_loader(tmp_path):
+def test_tardis_trades_and_quotes_agree_with_nautilus_tardis_loader(tmp_path):
+    from nautilus_trader.adapters.tardis.loaders import TardisCSVDataLoader
+    from nautilus_trader.model.identifiers import InstrumentId
+
     trades = tmp_path / "trades.csv"
     trades.write_text("\n".join([TARDIS_TRADES] + [tardis_trade(i, side=("buy", "sell", "unknown")[i % 3]) for i in range(12)]) + "\n")
     quotes = tmp_path / "quotes.csv.gz"
@@ -248,6 +251,16 @@ def test_tardis_trades_and_quotes_through_nautilus_loader(tmp_path):
     assert all(t.ts_init == t.ts_event for t in got)
     q = nautilus.quote_ticks(instrument_ids=[BTC])
     assert len(q) == 12 and (str(q[0].bid_price), str(q[0].ask_price), str(q[0].bid_size), str(q[0].ask_size)) == ("42000.0", "42000.1", "1.250", "1.500")
+    # Nautilus's own Tardis loader reads the same files to the same ticks.
+    loader = TardisCSVDataLoader(1, 3, instrument_id=InstrumentId.from_str(BTC))
+    theirs = loader.load_trades(trades, as_legacy_cython=True)
+    assert [(t.ts_event, str(t.price), str(t.size), t.aggressor_side.name, t.trade_id.value) for t in theirs] == [
+        (t.ts_event, str(t.price), str(t.size), t.aggressor_side.name, t.trade_id.value) for t in got
+    ]
+    theirs = loader.load_quotes(quotes, as_legacy_cython=True)
+    assert [(x.ts_event, str(x.bid_price), str(x.ask_price), str(x.bid_size), str(x.ask_size)) for x in theirs] == [
+        (x.ts_event, str(x.bid_price), str(x.ask_price), str(x.bid_size), str(x.ask_size)) for x in q
+    ]
 
 
 TARDIS_CASES = {
