@@ -12,8 +12,10 @@ with the span shows as an N-day/1-day ratio near 1.0, time as a ratio near N.
    and all N days in one command per format.
 3. With ``--long-hours H`` (e.g. 720, the 30-day catalog the streamed backtest uses): ``synth``
    for H hours.
+4. With ``--baseline REF`` (a git commit, e.g. the one before streaming): the same one-day import
+   and both synth runs with the data layer of that commit, for comparison in the same run.
 
-    .venv/bin/python benchmarks/data_memory_bench.py [--days 7] [--long-hours 720] [--work DIR]
+    .venv/bin/python benchmarks/data_memory_bench.py [--days 7] [--long-hours 720] [--baseline REF] [--work DIR]
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,18 +39,32 @@ DAY_NS = 86_400 * 10**9
 BYBIT_HEADER = "timestamp,symbol,side,size,price,tickDirection,trdMatchID,grossValue,homeNotional,foreignNotional"
 
 
-def measure(label: str, args: list[str]) -> dict:
-    """Run ``python -m auction_trader.data <args>``; its wall time and peak RSS."""
-    began = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "auction_trader.data", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = proc.stdout.read().decode(errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - began
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{label} failed:\n{output[-3000:]}")
-    rss_mb = usage.ru_maxrss / 1024  # kB on Linux
+# A small process starts the command and reports its peak RSS: Linux counts a child's memory from
+# before its exec, so a child forked straight from this (large) process would inherit our figure.
+WRAPPER = """
+import os, subprocess, sys, time
+began = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(proc.pid, 0)
+print(f"@@ {os.waitstatus_to_exitcode(status)} {time.perf_counter() - began} {usage.ru_maxrss}", flush=True)
+"""
+
+
+def measure(label: str, args: list[str], source: Path | None = None) -> dict:
+    """Run ``python -m auction_trader.data <args>`` (from ``source``'s package, if given); its wall
+    time and peak RSS."""
+    env = dict(os.environ, PYTHONPATH=str(source)) if source else None
+    proc = subprocess.run(
+        [sys.executable, "-c", WRAPPER, sys.executable, "-m", "auction_trader.data", *args],
+        cwd=source or REPO, capture_output=True, text=True, check=False, env=env,
+    )
+    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    if not tail.startswith("@@ ") or tail.split()[1] != "0":
+        raise SystemExit(f"{label} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    _, _, seconds, rss_kb = tail.split()
+    seconds, rss_mb = float(seconds), int(rss_kb) / 1024  # ru_maxrss is in kB on Linux
     print(f"  {label:<34} {seconds:8.1f} s   peak RSS {rss_mb:8.0f} MB", flush=True)
-    return {"label": label, "s": seconds, "rss": rss_mb, "out": output}
+    return {"label": label, "s": seconds, "rss": rss_mb, "out": proc.stdout}
 
 
 def export_days(catalog: Path, out: Path, days: int) -> list[tuple[Path, Path, int]]:
@@ -92,6 +107,7 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--long-hours", type=float, default=0, help="also time synth for this many hours (e.g. 720)")
     parser.add_argument("--work", type=Path, help="working directory, kept for reruns (default: a temporary one)")
+    parser.add_argument("--baseline", metavar="REF", help="also measure the data layer of this git commit (one-day import, synth)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="data-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -120,6 +136,21 @@ def main() -> int:
         results[label] = (t, q)
         rows += [t, q]
 
+    base = {}
+    if args.baseline:
+        source = work / f"baseline-{args.baseline}"
+        if not source.exists():
+            source.mkdir()
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline, "auction_trader"], capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+        print(f"baseline: the data layer of {args.baseline}")
+        for hours in (24, 24 * args.days):
+            shutil.rmtree(work / f"base-synth{hours}", ignore_errors=True)
+            base[f"synth{hours}"] = measure(f"synth --hours {hours}", ["synth", "--catalog", str(work / f"base-synth{hours}"), "--hours", str(hours), "--seed", "7"], source)
+        shutil.rmtree(work / "base-imported", ignore_errors=True)
+        base["t1"] = measure("import bybit-trades, 1 day", ["import", "bybit-trades", str(files[0][0]), "--catalog", str(work / "base-imported")], source)
+        base["q1"] = measure("import csv quotes, 1 day", ["import", "csv", str(files[0][1]), "--catalog", str(work / "base-imported"), "--kind", "quotes", "--ts-unit", "ms"], source)
+
     long = None
     if args.long_hours:
         print(f"synth --hours {args.long_hours:g}")
@@ -136,6 +167,13 @@ def main() -> int:
     s1, sn = t1["s"] + q1["s"], tn["s"] + qn["s"]
     print(f"{'import time (s)':<28}{s1:>16.1f}{sn:>16.1f}{sn / s1:>10.2f}")
     print(f"{'import ticks/s':<28}{ticks_1 / s1:>16,.0f}{ticks_n / sn:>16,.0f}{(ticks_n / sn) / (ticks_1 / s1):>10.2f}")
+    if base:
+        b1, bn = base["synth24"], base[f"synth{24 * args.days}"]
+        bi = max(base["t1"]["rss"], base["q1"]["rss"])
+        print(f"baseline {args.baseline}: synth peak RSS {b1['rss']:.0f} MB (1 day), {bn['rss']:.0f} MB ({args.days} days), "
+              f"time {b1['s']:.1f} s / {bn['s']:.1f} s; one-day import peak RSS {bi:.0f} MB, {base['t1']['s'] + base['q1']['s']:.1f} s")
+        print(f"streamed / baseline, {args.days} days: synth peak RSS {synth_n['rss'] / bn['rss']:.2f}, time {synth_n['s'] / bn['s']:.2f}; "
+              f"one-day import peak RSS {imp1 / bi:.2f}, time {s1 / (base['t1']['s'] + base['q1']['s']):.2f}")
     if long is not None:
         print(f"synth --hours {args.long_hours:g}: {long['s']:.0f} s, peak RSS {long['rss']:.0f} MB")
     limit = 2048

@@ -32,7 +32,6 @@ from tests.test_import_errors import (
     ob_message,
     seed_catalog,
     tardis_quote,
-    tardis_trade,
     write_gz,
     write_zip,
 )
@@ -449,3 +448,21 @@ def test_chunk_and_piece_sizes_do_not_change_what_an_import_writes(tmp_path, mon
     assert run("tiny") == default
     stored = _trades(tmp_path / "default")
     assert len(stored) == 298 and [t[0] for t in stored] == sorted(t[0] for t in stored)
+
+
+def test_a_read_only_subdirectory_does_not_stop_a_commit_half_way(tmp_path, capsys):
+    """The old catalog is swapped out whole, so a directory that cannot be written in (read-only,
+    immutable) neither blocks the new files nor leaves a half-moved catalog; its leftovers are
+    reported and removed by a later writer."""
+    catalog = seed_catalog(tmp_path)
+    sub = next((catalog / "data" / "trade_tick").iterdir())
+    src = write_gz(tmp_path / "a.csv.gz", [BYBIT_HEADER] + good_bybit_rows(4))
+    with _read_only(sub) as locked:
+        report = import_files("bybit-trades", [src], catalog)
+        assert report.trades.written == 4
+        assert "the commit is complete, but its leftovers could not be removed" in capsys.readouterr().err
+        assert readable(catalog) == (9, 0)
+        # The read-only directory left with the old tree; once it can be removed, a writer does.
+        locked.path = next(catalog.glob(".txn/*/next/data/trade_tick/*"))
+    import_files("bybit-trades", [src], catalog)
+    assert not (catalog / ".txn").exists() and readable(catalog) == (9, 0)

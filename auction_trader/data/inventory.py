@@ -136,12 +136,16 @@ def _series(root: Path, data_type: str, inst_dir: Path, real: bool, verify: bool
         else:
             named.append((*interval, path))
     named.sort(key=lambda t: t[0])
-    for (s1, e1, p1), (s2, e2, p2) in zip(named, named[1:]):
-        if s2 <= e1:
+    reach: tuple[int, Path] | None = None  # the latest end so far, and its file
+    for s2, e2, p2 in named:
+        if reach is not None and s2 <= reach[0]:
+            e1, p1 = reach
             problems.append(
                 f"{rel(p1)} and {rel(p2)}: intervals overlap ({iso(s2)[:23]} -> {iso(min(e1, e2))[:23]}); Nautilus "
                 "requires disjoint files (the same ticks may be there twice)",
             )
+        if reach is None or e2 > reach[0]:
+            reach = (e2, p2)
     order = [p for _, _, p in named] + [p for p in paths if parse_interval(p.name) is None]
     rows, first, last, gaps, prev_ts = 0, None, None, [], None
     for path in order:
@@ -171,8 +175,6 @@ def _series(root: Path, data_type: str, inst_dir: Path, real: bool, verify: bool
         except Exception as exc:  # noqa: BLE001
             problems.append(f"{rel(path)}: cannot be read ({type(exc).__name__}: {exc})")
             continue
-        if checker is not None:
-            checker.done()
     return Series(data_type, inst_dir.name, len(paths), rows, first, last, sorted(gaps), order)
 
 
@@ -312,9 +314,6 @@ class _FileCheck:
                 self._problem(f"duplicated {what} at {iso(ts[j])} (the same tick twice)", base + max(j - carried, 0))
         start = int(np.searchsorted(ts, ts[-1], "left"))
         self.tail, self.tail_ts = [k[start:] for k in keys], int(ts[-1])
-
-    def done(self) -> None:
-        pass
 
 
 def _read_back(root: Path, series: list[Series], problems: list[str]) -> None:
