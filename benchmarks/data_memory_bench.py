@@ -141,7 +141,7 @@ def main() -> int:
         source = work / f"baseline-{args.baseline}"
         if not source.exists():
             source.mkdir()
-            archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline, "auction_trader"], capture_output=True, check=True).stdout
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline, "auction_trader", "configs"], capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
         print(f"baseline: the data layer of {args.baseline}")
         for hours in (24, 24 * args.days):

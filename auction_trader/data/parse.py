@@ -33,16 +33,16 @@ def number(text: str | int | float, name: str) -> float:
     Only text and real numbers are numbers: a JSON ``true``/``null``/list is refused rather
     than coerced (``float(True)`` is 1.0).
     """
-    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+    if type(text) is not str and (isinstance(text, bool) or not isinstance(text, (str, int, float))):
         raise BadRow(name, f"not a number: {_json(text)}")
-    if isinstance(text, str) and "_" in text:
-        raise BadRow(name, f"not a number: {text!r}")
     try:
         value = float(text)
     except (TypeError, ValueError, OverflowError):
         raise BadRow(name, f"not a number: {text!r}") from None
-    if not math.isfinite(value):
+    if value - value != 0.0:  # inf or nan
         raise BadRow(name, f"not a finite number: {text!r}")
+    if type(text) is str and "_" in text:
+        raise BadRow(name, f"not a number: {text!r}")
     return value
 
 

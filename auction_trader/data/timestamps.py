@@ -22,6 +22,7 @@ import pandas as pd
 from auction_trader.data.errors import BadRow
 
 NS_PER = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_DIGITS = {u: len(str(k)) - 1 for u, k in NS_PER.items()}
 UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds", "iso": "ISO 8601 text"}
 _LO_S, _HI_S = 631_152_000, 4_102_444_800  # 1990-01-01, 2100-01-01 in unix seconds
 UNITS = ("auto", "s", "ms", "us", "ns", "iso")
@@ -118,10 +119,10 @@ def to_ns(text: str, unit: str, name: str = "ts") -> int:
             stamp = stamp.tz_localize("UTC")
         return int(stamp.value)
     scale = NS_PER[unit]
+    digits = _DIGITS[unit]  # decimals that still fit in nanoseconds
     whole, dot, frac = text.partition(".")
-    digits = len(str(scale)) - 1  # decimals that still fit in nanoseconds
-    if whole.isascii() and whole.isdigit() and (not dot or (frac.isascii() and frac.isdigit())) and len(frac) <= digits:
-        ns = int(whole) * scale + (int(frac.ljust(digits, "0")) if frac else 0)
+    if text.isascii() and whole.isdigit() and (not dot or frac.isdigit()) and len(frac) <= digits:
+        ns = int(whole) * scale + (int(frac) * 10 ** (digits - len(frac)) if frac else 0)
     else:
         try:
             value = Decimal(text)

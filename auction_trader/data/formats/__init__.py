@@ -64,7 +64,12 @@ class ChunkBuffer:
         self.trades, self.quotes = trades, quotes
 
     def full(self) -> bool:
+        """Checked by readers every :meth:`every` rows; a chunk may run over by that much."""
         return len(self.trades or ()) + len(self.quotes or ()) >= CHUNK_ROWS
+
+    @staticmethod
+    def every() -> int:
+        return min(1024, CHUNK_ROWS)
 
     def take(self) -> Chunk:
         chunk = Chunk(self.trades, self.quotes)

@@ -40,6 +40,7 @@ def _trade_id(value) -> str:
 
 def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -> Iterator:
     buffer = ChunkBuffer(trades=TradeRows(dict(TRADE_NAMES), {"ts": "ms"}), quotes=QuoteRows(dict(QUOTE_NAMES), {"ts": "ms"}))
+    every = buffer.every()
     symbol = options.raw_symbol.lower()
     other = 0
     try:
@@ -99,7 +100,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -
                     )
             except BadRow as row:
                 rejects.add(line_no, row.field, row.reason, text)
-            if buffer.full():
+            if line_no % every == 0 and buffer.full():
                 yield buffer.take()
     except Truncated as exc:
         rejects.add(exc.line, "file", exc.reason, exc.partial)

@@ -82,6 +82,7 @@ def _levels(data: dict, key: str) -> list[tuple[float, float]]:
 
 def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -> Iterator:
     buffer = ChunkBuffer(quotes=QuoteRows(dict(NAMES), {"ts": "ms"}))
+    every = buffer.every()
     bids, asks = _Side(True), _Side(False)
     have_snapshot = False
     last_top = None
@@ -146,7 +147,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -
                 continue
             last_top = top
             buffer.quotes.add(line_no, ns, bid[0], bid[1], ask[0], ask[1])
-            if buffer.full():
+            if line_no % every == 0 and buffer.full():
                 yield buffer.take()
     except Truncated as exc:
         rejects.add(exc.line, "file", exc.reason, exc.partial)

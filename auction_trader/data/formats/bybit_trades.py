@@ -36,6 +36,8 @@ def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -
     buffer = ChunkBuffer(trades=TradeRows(names, {"ts": "s"}))
     rpi = 0
     symbol_checked = False
+    symbol = options.raw_symbol
+    every = buffer.every()
     try:
         for line_no, text, bad in lines:
             if not text:
@@ -48,7 +50,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -
             if len(fields) != width:
                 rejects.add(line_no, "row", f"expected {width} columns, got {len(fields)}", text)
                 continue
-            if fields[i_sym] != options.raw_symbol:
+            if fields[i_sym] != symbol:
                 if not symbol_checked:
                     raise DataError(
                         f"{path}:{line_no}: symbol: the file holds {fields[i_sym]!r} trades but the "
@@ -68,7 +70,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -
             if i_rpi is not None and fields[i_rpi] not in ("", "0", "false", "False"):
                 rpi += 1
             buffer.trades.add(line_no, ts, price, size, aggressor, fields[i_id] if i_id is not None else "")
-            if buffer.full():
+            if line_no % every == 0 and buffer.full():
                 yield buffer.take()
     except Truncated as exc:
         rejects.add(exc.line, "file", exc.reason, exc.partial)

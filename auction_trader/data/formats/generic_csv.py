@@ -100,6 +100,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -
     names.setdefault("id", "id")
     units = {"ts": unit}
     buffer = ChunkBuffer(trades=TradeRows(names, units)) if kind == "trades" else ChunkBuffer(quotes=QuoteRows(names, units))
+    every = buffer.every()
 
     def rest():
         yield from buffered
@@ -145,7 +146,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -
                     buffer.quotes.add(line_no, ts, bid, bid_size, ask, ask_size)
             except BadRow as row:
                 rejects.add(line_no, row.field, row.reason, text)
-            if buffer.full():
+            if line_no % every == 0 and buffer.full():
                 yield buffer.take()
         if truncated is not None:
             raise truncated

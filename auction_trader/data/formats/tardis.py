@@ -68,6 +68,7 @@ def _rows(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo, 
 def read_trades(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -> Iterator:
     names = {"ts": "timestamp", "order": "local_timestamp", "price": "price", "size": "amount", "id": "id"}
     buffer = ChunkBuffer(trades=TradeRows(names, dict(UNITS)))
+    every = buffer.every()
     for line_no, row, text in _rows(path, rejects, options, info, TRADE_COLUMNS):
         try:
             ts = _micros(row["timestamp"], "timestamp")
@@ -79,7 +80,7 @@ def read_trades(path: Path, rejects: Rejects, options: ImportOptions, info: File
             rejects.add(line_no, bad.field, bad.reason, text)
             continue
         buffer.trades.add(line_no, ts, price, size, aggressor, row["id"], order=local)
-        if buffer.full():
+        if line_no % every == 0 and buffer.full():
             yield buffer.take()
     yield buffer.take()
 
@@ -87,6 +88,7 @@ def read_trades(path: Path, rejects: Rejects, options: ImportOptions, info: File
 def read_quotes(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -> Iterator:
     names = {"ts": "timestamp", "order": "local_timestamp", "bid": "bid_price", "ask": "ask_price", "bid_size": "bid_amount", "ask_size": "ask_amount"}
     buffer = ChunkBuffer(quotes=QuoteRows(names, dict(UNITS)))
+    every = buffer.every()
     for line_no, row, text in _rows(path, rejects, options, info, QUOTE_COLUMNS):
         try:
             ts = _micros(row["timestamp"], "timestamp")
@@ -101,6 +103,6 @@ def read_quotes(path: Path, rejects: Rejects, options: ImportOptions, info: File
             rejects.add(line_no, bad.field, bad.reason, text)
             continue
         buffer.quotes.add(line_no, ts, bid, bid_size, ask, ask_size, order=local)
-        if buffer.full():
+        if line_no % every == 0 and buffer.full():
             yield buffer.take()
     yield buffer.take()
