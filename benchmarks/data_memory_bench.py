@@ -139,7 +139,8 @@ def main() -> int:
     base = {}
     if args.baseline:
         source = work / f"baseline-{args.baseline}"
-        if not source.exists():
+        if not (source / "configs").is_dir():
+            shutil.rmtree(source, ignore_errors=True)
             source.mkdir()
             archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline, "auction_trader", "configs"], capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)

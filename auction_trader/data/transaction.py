@@ -58,7 +58,7 @@ class Transaction:
         self.dir = self.root / TXN_DIR / uuid.uuid4().hex[:12]
         self.next = self.dir / "next"
         self.scratch = self.dir / "scratch"  # staging space for the writer, never committed
-        self.removed: set[Path] = set()
+        self.journaled = False  # past the commit point: the commit completes, now or on recovery
         step("begin")
         self.scratch.mkdir(parents=True)
         (self.next / "data").mkdir(parents=True)
@@ -115,10 +115,20 @@ class Transaction:
             os.fsync(f.fileno())
         step("journal rename")
         os.replace(tmp, self.dir / JOURNAL)
+        self.journaled = True
         _fsync_dir(self.dir)
-        _complete(self.root, self.dir, journal)
+        try:
+            _complete(self.root, self.dir, journal)
+        except OSError as exc:
+            raise DataError(
+                f"{self.root}: the commit is decided but could not be finished ({exc}); the next write to "
+                "the catalog, or `inspect`, completes it",
+            ) from None
 
     def abort(self) -> None:
+        """Discard everything staged - never a transaction past its commit point."""
+        if self.journaled:
+            return
         shutil.rmtree(self.dir, ignore_errors=True)
         _remove_empty(self.root / TXN_DIR)
 
