@@ -116,7 +116,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -
             if bad:
                 rejects.add(line_no, "line", bad, text)
                 continue
-            fields = next(csv.reader([text]))
+            fields = next(csv.reader([text])) if '"' in text else text.split(",")
             if len(fields) != width:
                 rejects.add(line_no, "row", f"expected {width} columns, got {len(fields)}", text)
                 continue
