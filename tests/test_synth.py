@@ -325,7 +325,7 @@ def test_synth_command_never_touches_real_data(tmp_path):
         (0.0, 1, START, "positive"),
         (-2.0, 1, START, "positive"),
         (float("nan"), 1, START, "positive"),
-        (1000.0, 1, START, "at most"),
+        (10_000.0, 1, START, "at most"),
         (1.0, -1, START, "non-negative"),
         (1.0, 1, "yesterday", "ISO 8601"),
     ],

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--kind", choices=("trades", "quotes"), help="csv: what the file holds (default: from its columns)")
     imp.add_argument("--columns", type=_columns, default={}, metavar="FIELD=COLUMN,...", help="csv: column mapping, fields ts,price,size,side,id,bid,bid_size,ask,ask_size")
     imp.add_argument("--ts-unit", choices=UNITS, default="auto", help="csv: timestamp unit (default: detected, with a warning when ambiguous)")
+    _writer_arguments(imp)
     add_config_arguments(imp)
 
     dl = sub.add_parser(
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--base-url", help="serve both archives from this base URL instead of Bybit's hosts (mirrors, tests)")
     dl.add_argument("--cache", type=Path, help="download cache (default: $AUCTION_TRADER_CACHE or ~/.cache/auction-trader)")
     dl.add_argument("--skip-bad-rows", action="store_true", help="as for import")
+    _writer_arguments(dl)
     add_config_arguments(dl)
 
     syn = sub.add_parser(
@@ -74,26 +76,60 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--overwrite", action="store_true", help="replace an existing synthetic catalog made with other settings")
     add_config_arguments(syn)
 
-    ins = sub.add_parser("inspect", help="print a catalog's inventory", description="Per data type: counts, first/last timestamps, gaps longer than a minute, trade/quote overlap, synthetic label.")
+    ins = sub.add_parser(
+        "inspect",
+        help="print a catalog's inventory and verify it",
+        description="Per data type: counts, first/last timestamps, gaps longer than a minute, trade/quote overlap, "
+        "synthetic label. Then verifies the catalog: every file read back by Nautilus's ParquetDataCatalog, "
+        "intervals disjoint, time in order within each file, no duplicated ticks, values within range. "
+        "Exits with status 1, naming file and row, when anything is wrong.",
+    )
     ins.add_argument("--catalog", required=True, type=Path)
+    ins.add_argument("--quick", action="store_true", help="skip reading every file back with Nautilus (the slowest check)")
     return parser
 
 
+def _writer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--earliest", type=_day, metavar="DATE", help="refuse timestamps before this UTC date/time (default 2009-01-03, the Bitcoin genesis block)")
+    parser.add_argument("--latest", type=_day, metavar="DATE", help="refuse timestamps after this UTC date/time (default: a day from now)")
+    parser.add_argument("--wait", type=float, default=600.0, metavar="SECONDS", help="how long to wait for another writer of the catalog to finish (default 600; 0: fail at once)")
+
+
+def _day(text: str) -> int:
+    from auction_trader.data.errors import BadRow
+    from auction_trader.data.timestamps import to_ns
+
+    try:
+        return to_ns(text, "iso", "date")
+    except BadRow:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date: {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit status 0, or 1 with a message naming the file (and line and field) - never a traceback
+    for a problem of the input, the catalog or the file system."""
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
     except (DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: the catalog is as it was before this command (anything half-done is cleaned up by the next one)", file=sys.stderr)
+        return 130
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "inspect":
-        from auction_trader.data.catalog import format_inventory, inventory
+        from auction_trader.data.inventory import format_inventory, inventory
 
-        print(format_inventory(inventory(args.catalog)))
-        return 0
+        inv = inventory(args.catalog, nautilus=not args.quick)
+        print(format_inventory(inv))
+        return 1 if inv["problems"] else 0
     config = config_from_args(args)
     if args.command == "import":
         from auction_trader.data.importing import import_files
@@ -109,6 +145,9 @@ def _run(args: argparse.Namespace) -> int:
             columns=args.columns,
             ts_unit=args.ts_unit,
             warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+            earliest=args.earliest,
+            latest=args.latest,
+            wait=args.wait,
         )
         print(report.summary())
         return 0
@@ -123,6 +162,9 @@ def _run(args: argparse.Namespace) -> int:
             cache_dir=args.cache,
             skip_bad_rows=args.skip_bad_rows,
             config=config,
+            earliest=args.earliest,
+            latest=args.latest,
+            wait=args.wait,
         )
     if args.command == "synth":
         from auction_trader.data.synth import synth_command

@@ -650,7 +650,7 @@ def _exclusive(path: Path, log: Log) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def import_day(results: list[FileResult], catalog: Path, skip_bad_rows: bool, config: AuctionConfig, log: Log) -> None:
+def import_day(results: list[FileResult], catalog: Path, skip_bad_rows: bool, config: AuctionConfig, log: Log, **limits) -> None:
     """Import a day only when all its archives are good: trades without quotes would mislead."""
     if not all(r.available for r in results):
         for r in results:
@@ -661,7 +661,7 @@ def import_day(results: list[FileResult], catalog: Path, skip_bad_rows: bool, co
         try:
             r.report = import_files(
                 r.archive.kind.source, [r.archive.path], catalog, skip_bad_rows=skip_bad_rows, config=config,
-                warn=lambda message, label=r.archive.label: log(f"{label}: {message}"),
+                warn=lambda message, label=r.archive.label: log(f"{label}: {message}"), **limits,
             )
         except DataError as exc:
             r.import_failed, r.import_note = True, f"import failed: {exc}"
@@ -683,6 +683,9 @@ def download(
     config: AuctionConfig | None = None,
     *,
     http: HttpSettings | None = None,
+    earliest: int | None = None,
+    latest: int | None = None,
+    wait: float = 600.0,
 ) -> int:
     """Fetch, verify and import every day from ``date_from`` to ``date_to``; 0 only if all landed.
 
@@ -714,7 +717,7 @@ def download(
                 r.message += "; Bybit publishes a day's archives some hours after the day ends"
             if not r.available:
                 _log(f"{r.archive.label}: {r.status}: {r.message}")
-        import_day(day_results, catalog, skip_bad_rows, config, _log)
+        import_day(day_results, catalog, skip_bad_rows, config, _log, earliest=earliest, latest=latest, wait=wait)
         results += day_results
     print(format_summary(results, symbol))
     return 0 if all(r.ok for r in results) else 1
@@ -747,7 +750,7 @@ def _row(r: FileResult) -> list[str]:
         return [str(r.archive.day), r.archive.kind.name, r.status, size, "-", "-", "-", "-", "-"]
     return [
         str(r.archive.day), r.archive.kind.name, r.status, size,
-        f"{r.report.rows_read:,}", f"{t.written:,}", f"{t.duplicates:,}", f"{len(r.report.rejects):,}",
+        f"{r.report.rows_read:,}", f"{t.written:,}", f"{t.duplicates:,}", f"{r.report.rejected:,}",
         _span(t, r.archive.day),
     ]
 

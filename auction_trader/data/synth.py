@@ -100,27 +100,19 @@ wall clock, no Python ``random``, no iteration over unordered containers.
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from auction_trader.config import AuctionConfig
-from auction_trader.data.catalog import (
-    SYNTHETIC_MARKER,
-    CatalogWriter,
-    format_inventory,
-    has_data,
-    inventory,
-    is_synthetic,
-)
+from auction_trader.data.catalog import CatalogWriter, has_data, is_synthetic
 from auction_trader.data.errors import BadRow, DataError
+from auction_trader.data.merge import Edges
 from auction_trader.data.parse import iso
+from auction_trader.data.synth_stats import RealisedStats
 from auction_trader.data.ticks import BUYER, SELLER, QuoteBatch, TradeBatch
 from auction_trader.data.timestamps import to_ns
 from auction_trader.instrument import BTCUSDT
@@ -131,8 +123,9 @@ STEP_MS = 100
 STEP_NS = STEP_MS * MS
 STEPS_PER_MIN = 60_000 // STEP_MS
 STEPS_PER_HOUR = 60 * STEPS_PER_MIN
-MAX_HOURS = 168.0  # a week: ~10 M trades, ~30 s and ~3 GB of memory (the market is held whole)
+MAX_HOURS = 8784.0  # a leap year; generated an hour at a time, so memory does not grow with it
 FILE_HOURS = 24  # one Parquet file per type per this many simulated hours
+HOUR_NS = 3600 * 1_000_000_000
 
 BALANCE = "balance"
 TREND_UP, TREND_DOWN = "trend_up", "trend_down"
@@ -261,8 +254,61 @@ class TrueBook:
 
 
 @dataclass
+class Label:
+    """What a generated market says about itself: the catalog's ``SYNTHETIC.json`` and the summary.
+
+    The same for a market held in memory (:func:`generate`) and one streamed to a catalog
+    (:func:`synth_command`): both are built from the same chunks and the same statistics.
+    """
+
+    hours: float
+    seed: int
+    start_ns: int
+    regimes: list[Regime]
+    trades: int
+    quotes: int
+    stats: dict
+    calibration: Calibration = DEFAULT_CALIBRATION
+
+    @property
+    def end_ns(self) -> int:
+        return self.start_ns + n_steps(self.hours) * STEP_NS
+
+    def marker(self) -> dict:
+        """The catalog's SYNTHETIC.json: what made it, the schedule, the calibration. No wall clock."""
+        return {
+            **identity(self.seed, self.hours, self.start_ns),
+            "instrument": BTCUSDT.instrument_id,
+            "end": iso(self.end_ns),
+            "counts": {"trades": self.trades, "quotes": self.quotes},
+            "regimes": [r.as_dict() for r in self.regimes],
+            "calibration": {"parameters": _jsonable(asdict(self.calibration)), "realised": self.stats},
+        }
+
+    def summary(self, seconds: float | None = None) -> str:
+        s = self.stats
+        kinds = ", ".join(f"{n} {k}" for k, n in s["regime_counts"].items() if n)
+        took = f" Generated and written in {seconds:.1f} s." if seconds is not None else ""
+        return (
+            f"Synthetic BTCUSDT market, seed {self.seed}, {self.hours:g} h from {iso(self.start_ns)}: "
+            f"{self.trades:,} trades ({s['trades_per_s']:.1f}/s in {s['prints_per_s']:.1f} prints/s, "
+            f"{100 * s['same_ms_share']:.0f}% sharing their millisecond, median fill {s['fill_size_btc']['50']:.3f} BTC, "
+            f"{100 * s['buy_fraction']:.1f}% buyer-initiated) and {self.quotes:,} L1 quotes "
+            f"({s['quotes_per_s']:.1f}/s, spread 1 tick in {100 * s['spread_1tick_share']:.1f}%); "
+            f"{len(self.regimes)} regimes ({kinds}); price {s['first_price']:.1f} -> {s['last_price']:.1f} "
+            f"(range {s['low_price']:.1f}-{s['high_price']:.1f}); realised 1-minute mid log-return sd "
+            f"{s['mid_1m_sd_bps']:.2f} bps; the quote rule against the published quotes agrees with the "
+            f"aggressor on {100 * s['quote_rule_agreement']:.1f}% of trades "
+            f"({100 * s['quote_rule_ambiguous']:.1f}% ambiguous).{took}"
+        )
+
+
+@dataclass
 class SyntheticMarket:
-    """A generated market with its schedule and true book; ``marker()`` is what labels its catalog."""
+    """A generated market held in memory, with its schedule and true book (tests, short spans).
+
+    ``synth`` never builds one: it streams the same chunks straight to the catalog.
+    """
 
     hours: float
     seed: int
@@ -283,33 +329,14 @@ class SyntheticMarket:
             self._stats = realised_stats(self)
         return self._stats
 
+    def label(self) -> Label:
+        return Label(self.hours, self.seed, self.start_ns, self.regimes, len(self.trades), len(self.quotes), self.stats(), self.calibration)
+
     def marker(self) -> dict:
-        """The catalog's SYNTHETIC.json: what made it, the schedule, the calibration. No wall clock."""
-        return {
-            **identity(self.seed, self.hours, self.start_ns),
-            "instrument": BTCUSDT.instrument_id,
-            "end": iso(self.end_ns),
-            "counts": {"trades": len(self.trades), "quotes": len(self.quotes)},
-            "regimes": [r.as_dict() for r in self.regimes],
-            "calibration": {"parameters": _jsonable(asdict(self.calibration)), "realised": self.stats()},
-        }
+        return self.label().marker()
 
     def summary(self, seconds: float | None = None) -> str:
-        s = self.stats()
-        kinds = ", ".join(f"{n} {k}" for k, n in s["regime_counts"].items() if n)
-        took = f" Generated and written in {seconds:.1f} s." if seconds is not None else ""
-        return (
-            f"Synthetic BTCUSDT market, seed {self.seed}, {self.hours:g} h from {iso(self.start_ns)}: "
-            f"{len(self.trades):,} trades ({s['trades_per_s']:.1f}/s in {s['prints_per_s']:.1f} prints/s, "
-            f"{100 * s['same_ms_share']:.0f}% sharing their millisecond, median fill {s['fill_size_btc']['50']:.3f} BTC, "
-            f"{100 * s['buy_fraction']:.1f}% buyer-initiated) and {len(self.quotes):,} L1 quotes "
-            f"({s['quotes_per_s']:.1f}/s, spread 1 tick in {100 * s['spread_1tick_share']:.1f}%); "
-            f"{len(self.regimes)} regimes ({kinds}); price {s['first_price']:.1f} -> {s['last_price']:.1f} "
-            f"(range {s['low_price']:.1f}-{s['high_price']:.1f}); realised 1-minute mid log-return sd "
-            f"{s['mid_1m_sd_bps']:.2f} bps; the quote rule against the published quotes agrees with the "
-            f"aggressor on {100 * s['quote_rule_agreement']:.1f}% of trades "
-            f"({100 * s['quote_rule_ambiguous']:.1f}% ambiguous).{took}"
-        )
+        return self.label().summary(seconds)
 
 
 def schedule(hours: float, seed: int, start_ns: int, calibration: Calibration = DEFAULT_CALIBRATION) -> list[Regime]:
@@ -331,6 +358,26 @@ def n_steps(hours: float) -> int:
 # -- generation -------------------------------------------------------------------------------------
 
 
+@dataclass
+class Chunk:
+    """Intervals ``[k0, k1)`` of the market - an hour, the last one possibly shorter.
+
+    ``bid``/``ask``/``bid_size``/``ask_size`` are the true book's states ``k0 + 1 .. k1`` and
+    ``change_ms``/``jump`` its intervals ``k0 .. k1 - 1`` (see :class:`TrueBook`).
+    """
+
+    k0: int
+    k1: int
+    trades: TradeBatch
+    quotes: QuoteBatch
+    bid: np.ndarray
+    ask: np.ndarray
+    bid_size: np.ndarray
+    ask_size: np.ndarray
+    change_ms: np.ndarray
+    jump: np.ndarray
+
+
 def generate(
     hours: float,
     seed: int,
@@ -338,38 +385,37 @@ def generate(
     calibration: Calibration = DEFAULT_CALIBRATION,
     progress: Progress | None = None,
 ) -> SyntheticMarket:
-    """The whole market for ``hours`` from ``start_ns`` (a whole millisecond), from ``seed`` alone."""
-    validate(hours, seed, start_ns)
-    say = progress or (lambda _msg: None)
-    cal = calibration
-    n = n_steps(hours)
-    say(f"  price path and regimes for {hours:g} h ...")
-    x, segments = fair_path(hours, seed, cal)
-    regimes = [Regime(kind, start_ns + a * STEP_NS, start_ns + b * STEP_NS) for kind, a, b in segments]
-    level = _start_level(seed, cal)
-    mid_units = level * BTCUSDT.price_scale * np.exp(x / 1e4)
-    rates = _print_rates(_rng(seed, _ACTIVITY), x, segments, cal)
-    buy_prob = _buy_probability(x, segments, cal)
-    pressure = 2.0 * buy_prob - 1.0
-    rng_prints = _rng(seed, _PRINTS)
-    counts = rng_prints.poisson(rates * (STEP_MS / 1000.0))
-    say(f"  true book over {n:,} 100 ms intervals ...")
-    book = _true_book(_rng(seed, _BOOK), mid_units, counts, pressure, start_ns, cal, say)
-    say("  trades ...")
-    trades = _trades(rng_prints, book, counts, buy_prob, cal)
-    say("  quotes ...")
-    quotes = _quotes(_rng(seed, _QUOTES), book, cal)
-    return SyntheticMarket(float(hours), int(seed), int(start_ns), regimes, trades, quotes, book, cal)
+    """The whole market for ``hours`` from ``start_ns`` (a whole millisecond), from ``seed`` alone,
+    held in memory: the chunks of :class:`MarketStream` put together."""
+    stream = MarketStream(hours, seed, start_ns, calibration, progress)
+    stats = RealisedStats()
+    trades, quotes, books = [], [], []
+    for chunk in stream:
+        stats.add(chunk.trades, chunk.quotes)
+        trades.append(chunk.trades)
+        quotes.append(chunk.quotes)
+        books.append(chunk)
+    opening = stream.opening
+    sizes = list(opening[2:])
+    book = TrueBook(
+        start_ns=int(start_ns),
+        change_ms=np.concatenate([c.change_ms for c in books]),
+        bid=np.concatenate([[opening[0]]] + [c.bid for c in books]).astype(np.int64),
+        ask=np.concatenate([[opening[1]]] + [c.ask for c in books]).astype(np.int64),
+        bid_size=np.concatenate([sizes[0]] + [c.bid_size for c in books]),
+        ask_size=np.concatenate([sizes[1]] + [c.ask_size for c in books]),
+        jump=np.concatenate([c.jump for c in books]),
+    )
+    market = SyntheticMarket(float(hours), int(seed), int(start_ns), stream.regimes, TradeBatch.concat(trades), QuoteBatch.concat(quotes), book, calibration)
+    market._stats = stream.finish(stats)
+    return market
 
 
 def validate(hours: float, seed: int, start_ns: int) -> None:
     if not (isinstance(hours, (int, float)) and math.isfinite(hours) and hours > 0):
         raise DataError(f"--hours must be a positive number of hours (got {hours!r})")
     if hours > MAX_HOURS:
-        raise DataError(
-            f"--hours {hours:g}: at most {MAX_HOURS:g} h per synthetic catalog (it is generated in memory); "
-            "for longer ranges download real data",
-        )
+        raise DataError(f"--hours {hours:g}: at most {MAX_HOURS:g} h (a year) per synthetic catalog")
     if int(seed) != seed or seed < 0:
         raise DataError(f"--seed must be a non-negative integer (got {seed!r})")
     if start_ns <= 0 or start_ns % MS:
@@ -390,6 +436,157 @@ def _steps(rng: np.random.Generator, minutes: tuple[float, float]) -> int:
     return max(1, int(round(rng.uniform(*minutes) * STEPS_PER_MIN)))
 
 
+class MarketStream:
+    """The market an hour at a time, in bounded memory, with exactly the ticks of the whole.
+
+    Every component draws from its own seeded stream, so the market is the same whether made at
+    once or in pieces, provided each stream sees the same draws in the same order. Two figures
+    need the whole span before the first tick can be made, and each costs a pass over the (cheap)
+    fair price path, regenerated from its seed rather than stored:
+
+    1. the mean absolute 10-second move, which scales the print rate everywhere (summed in
+       numpy's own pairwise order, so it is the same bits as the whole-array mean);
+    2. where the print stream stands after drawing every interval's print count, because the
+       counts are drawn for the whole span before the first print's details.
+
+    The third pass makes the ticks: per hour the rates, counts, the true book (its sequential
+    state carried over), the prints and the published quotes. Memory: about four hours of the
+    price path plus one hour of ticks, whatever ``hours`` is.
+    """
+
+    def __init__(self, hours: float, seed: int, start_ns: int, calibration: Calibration = DEFAULT_CALIBRATION, progress: Progress | None = None) -> None:
+        validate(hours, seed, start_ns)
+        self.hours, self.seed, self.start_ns, self.cal = float(hours), int(seed), int(start_ns), calibration
+        self.n = n_steps(hours)
+        self.say = progress or (lambda _msg: None)
+        self.level = _start_level(seed, calibration)
+        self.regimes: list[Regime] = []
+        self.opening: tuple | None = None
+        self.trades = self.quotes = 0
+
+    def __iter__(self) -> Iterator[Chunk]:
+        cal, n, seed = self.cal, self.n, self.seed
+        self.say(f"  pass 1/3: price path and regimes for {self.hours:g} h ...")
+        path = _PathStream(self.hours, seed, cal)
+        mean_move = _mean_move(path)
+        self.regimes = [Regime(kind, self.start_ns + a * STEP_NS, self.start_ns + b * STEP_NS) for kind, a, b in path.segments]
+        kinds = np.array([_GROUP[kind] for kind, _, _ in path.segments], np.int64)
+        ends = np.array([b for _, _, b in path.segments], np.int64)
+        self.say("  pass 2/3: order-flow intensity ...")
+        rng_prints = _rng(seed, _PRINTS)  # after this pass: where the prints' own draws begin
+        for _ in _Flow(self, mean_move, kinds, ends, rng_prints, counts_only=True):
+            pass
+        self.say(f"  pass 3/3: book, trades and quotes over {n:,} 100 ms intervals ...")
+        flow = _Flow(self, mean_move, kinds, ends, _rng(seed, _PRINTS))
+        rng_book, rng_quotes = _rng(seed, _BOOK), _rng(seed, _QUOTES)
+        state = None
+        first_id = 1
+        prev = None  # the last two published-book states: (k - 1, k)
+        began = time.perf_counter()
+        report = (6 if n <= 48 * STEPS_PER_HOUR else 24) * STEPS_PER_HOUR
+        for k0, k1, mid_units, counts, buy_prob, pressure in flow:
+            if state is None:
+                state = _BookState.opening(rng_book, float(mid_units[0]), cal)
+                opening = state.snapshot()
+                size = lambda log: np.maximum(1, np.rint(np.exp(log) * BTCUSDT.size_scale)).astype(np.int64)  # noqa: E731
+                self.opening = (int(opening[0][0]), int(opening[1][0]), size(opening[2]), size(opening[3]))
+                prev = (None, (self.opening[0], self.opening[1], int(self.opening[2][0]), int(self.opening[3][0])))
+            if k0 and k0 % report == 0:
+                done = k0 / n
+                left = (time.perf_counter() - began) * (1 - done) / done
+                self.say(f"    {k0 / STEPS_PER_HOUR:.0f}/{n / STEPS_PER_HOUR:.0f} h: {self.trades:,} trades, {self.quotes:,} quotes; about {left:.0f} s left")
+            bids, asks, log_bid, log_ask, jump, change_ms = state.run(rng_book, k0, mid_units, counts, cal.qimb_lean * pressure, cal)
+            bid_size = np.maximum(1, np.rint(np.exp(log_bid) * BTCUSDT.size_scale)).astype(np.int64)
+            ask_size = np.maximum(1, np.rint(np.exp(log_ask) * BTCUSDT.size_scale)).astype(np.int64)
+            states = [np.concatenate([[prev[1][i]], col]) for i, col in enumerate((bids, asks, bid_size, ask_size))]
+            change_ms = change_ms.astype(np.int64)
+            jump = jump.astype(np.int64)
+            trades = _prints(rng_prints, self.start_ns, k0, counts, buy_prob, change_ms, jump, states[0], states[1], cal, first_id)
+            first_id += len(trades)
+            quotes = _published(rng_quotes, self.start_ns, k0, states, prev[0], cal)
+            prev = (tuple(int(c[-2]) for c in states), tuple(int(c[-1]) for c in states))
+            self.trades += len(trades)
+            self.quotes += len(quotes)
+            yield Chunk(k0, k1, trades, quotes, bids.astype(np.int64), asks.astype(np.int64), bid_size, ask_size, change_ms, jump)
+
+    def finish(self, stats: RealisedStats) -> dict:
+        """The realised figures of everything yielded (``stats`` fed with every chunk)."""
+        counts = {k: sum(r.kind == k for r in self.regimes) for k in KINDS}
+        return _jsonable(_rounded(stats.figures(self.n * STEP_NS / 1e9, counts)))
+
+    def label(self, stats: RealisedStats) -> Label:
+        return Label(self.hours, self.seed, self.start_ns, self.regimes, self.trades, self.quotes, self.finish(stats), self.cal)
+
+
+_GROUP = {BALANCE: 0, TREND_UP: 1, TREND_DOWN: 1, FAILED_UP: 2, FAILED_DOWN: 2}
+_SIDE = {TREND_UP: 1.0, TREND_DOWN: -1.0}
+
+
+class _Flow:
+    """Per hour: the fair path around it, mid, print rate, print counts, buy probability."""
+
+    MOVE_W = 50  # +-5 s
+
+    def __init__(self, stream: MarketStream, mean_move: float, kinds: np.ndarray, ends: np.ndarray, rng_counts: np.random.Generator, counts_only: bool = False) -> None:
+        self.stream, self.mean_move, self.kinds, self.ends = stream, mean_move, kinds, ends
+        self.rng_counts, self.counts_only = rng_counts, counts_only
+        cal = stream.cal
+        self.path = _PathStream(stream.hours, stream.seed, cal)
+        self.rng_activity = _rng(stream.seed, _ACTIVITY)
+        tau = cal.activity_tau_s * 1000 / STEP_MS
+        self.a = math.exp(-1.0 / tau)
+        self.noise = 0.0
+        self.flow_w = int(cal.flow_window_s * 1000 / STEP_MS)
+        self.base = np.array([cal.prints_per_s[BALANCE], cal.prints_per_s["trend"], cal.prints_per_s["failed_breakout"]])
+        self.side = np.array([_SIDE.get(r.kind, 0.0) for r in stream.regimes])
+
+    def __iter__(self):
+        cal, n = self.stream.cal, self.stream.n
+        halo = max(self.MOVE_W, self.flow_w)
+        for k0 in range(0, n, STEPS_PER_HOUR):
+            k1 = min(n, k0 + STEPS_PER_HOUR)
+            lo, hi = max(0, k0 - halo), min(n, k1 + halo)
+            x, off = self.path.window(lo, hi)
+            self.path.release(k1 - halo)
+            i = np.arange(k0, k1)
+            seg = np.searchsorted(self.ends, i, "right")
+            # Print rate: regime level x slow activity noise x recent absolute move.
+            b = cal.activity_sd * math.sqrt(1 - self.a * self.a) * self.rng_activity.standard_normal(k1 - k0)
+            noise = _ar1(self.noise, self.a, b)
+            self.noise = float(noise[-1])
+            w = self.MOVE_W
+            move = np.abs(x[np.minimum(i + w, n - 1) - off] - x[np.maximum(i - w, 0) - off])
+            factor = (1 - cal.activity_move_weight) + cal.activity_move_weight * move / self.mean_move
+            activity = np.exp(noise - cal.activity_sd**2 / 2) * factor
+            rates = self.base[self.kinds[seg]] * activity
+            counts = self.rng_counts.poisson(rates * (STEP_MS / 1000.0))
+            if self.counts_only:
+                yield k0, k1, None, counts, None, None
+                continue
+            # P(buyer is the aggressor): the fair price's move around each interval, and the trend.
+            r = x[np.minimum(i + self.flow_w, n - 1) - off] - x[np.maximum(i - self.flow_w, 0) - off]
+            buy_prob = 0.5 + cal.buy_bias * np.tanh(r / cal.buy_bias_scale_bps) + cal.trend_buy_bias * self.side[seg]
+            mid_units = self.stream.level * BTCUSDT.price_scale * np.exp(x[k0 - off : k1 - off] / 1e4)
+            yield k0, k1, mid_units, counts, buy_prob, 2.0 * buy_prob - 1.0
+
+
+def _mean_move(path: _PathStream) -> float:
+    """Mean over the span of the absolute fair move across +-5 s, in numpy's summation order."""
+    from auction_trader.data.synth_stats import pairwise_mean
+
+    n, w = path.n, _Flow.MOVE_W
+
+    def read(lo: int, hi: int) -> np.ndarray:
+        x, off = path.window(max(0, lo - w), min(n, hi + w))
+        path.release(lo)
+        i = np.arange(lo, hi)
+        return np.abs(x[np.minimum(i + w, n - 1) - off] - x[np.maximum(i - w, 0) - off])
+
+    value = pairwise_mean(read, n)
+    path.window(n - 1, n)  # the whole schedule
+    return value or 1.0
+
+
 # -- the fair price path and its regimes ----------------------------------------------------------
 
 
@@ -398,31 +595,73 @@ def fair_path(hours: float, seed: int, calibration: Calibration = DEFAULT_CALIBR
 
     Cheap (no trades, no book): tests and the schedule use it for long spans.
     """
-    cal = calibration
-    rng = _rng(seed, _PATH)
-    n = n_steps(hours)
-    x = np.zeros(n)
-    segments: list[tuple[str, int, int]] = []
-    k, centre, first = 0, 0.0, True
-    sd = rng.uniform(*cal.balance_sd_bps)
-    bag: list[str] = []
-    while k < n:
-        end = min(n, k + _steps(rng, cal.first_balance_min if first else cal.balance_min))
-        centre = _balance(rng, x, k, end, centre, sd, cal)
-        segments.append((BALANCE, k, end))
-        k, first = end, False
-        if k >= n:
-            break
-        if not bag:
-            bag = [("trend", "failed_breakout")[i] for i in rng.permutation(2)]
-        if bag.pop() == "trend":
-            kind, end = _trend(rng, x, k, n, cal)
-            centre, sd = x[end - 1], rng.uniform(*cal.balance_sd_bps)
+    path = _PathStream(hours, seed, calibration)
+    x, _ = path.window(0, path.n)
+    return x.copy(), path.segments
+
+
+class _PathStream:
+    """The fair path, regime by regime, keeping only the history anyone still looks at.
+
+    A failed breakout aims at the value area of the last four hours, so four hours are always
+    kept; consumers say how far back they still need (:meth:`release`).
+    """
+
+    HISTORY = 240 * STEPS_PER_MIN
+
+    def __init__(self, hours: float, seed: int, cal: Calibration) -> None:
+        self.cal, self.n = cal, n_steps(hours)
+        self.rng = _rng(seed, _PATH)
+        self.buf = np.zeros(0)
+        self.base = 0  # buf[i] is x[base + i]
+        self.k = 0
+        self.keep = 0
+        self.centre, self.first, self.move_next = 0.0, True, False
+        self.sd = self.rng.uniform(*cal.balance_sd_bps)
+        self.bag: list[str] = []
+        self.segments: list[tuple[str, int, int]] = []
+
+    def window(self, a: int, b: int) -> tuple[np.ndarray, int]:
+        """(x from ``a``, ``a``): the path over ``[a, b)``, generated as far as needed."""
+        while self.k < min(b, self.n):
+            self._next()
+        return self.buf[a - self.base : b - self.base], a
+
+    def release(self, before: int) -> None:
+        self.keep = max(self.keep, before)
+
+    def _x(self, i: int) -> float:
+        return self.buf[i - self.base]
+
+    def _append(self, values: np.ndarray) -> None:
+        cut = min(self.keep, self.k - self.HISTORY) - self.base
+        if cut > 0 and cut >= len(self.buf) // 2:
+            self.buf = self.buf[cut:]
+            self.base += cut
+        self.buf = np.concatenate([self.buf, values])
+        self.k += len(values)
+
+    def _next(self) -> None:
+        rng, cal, k, n = self.rng, self.cal, self.k, self.n
+        if not self.move_next:
+            end = min(n, k + _steps(rng, cal.first_balance_min if self.first else cal.balance_min))
+            values, self.centre = _balance(rng, self._x(k - 1) if k else 0.0, end - k, self.centre, self.sd, cal)
+            self.segments.append((BALANCE, k, end))
+            self.first, self.move_next = False, True
         else:
-            kind, end = _failed_breakout(rng, x, k, n, cal)
-        segments.append((kind, k, end))
-        k = end
-    return x, segments
+            if not self.bag:
+                self.bag = [("trend", "failed_breakout")[i] for i in rng.permutation(2)]
+            level = self._x(k - 1)
+            if self.bag.pop() == "trend":
+                kind, values = _trend(rng, level, n - k, cal)
+                self.centre, self.sd = values[-1], rng.uniform(*cal.balance_sd_bps)
+            else:
+                recent = self.buf[max(0, k - 240 * STEPS_PER_MIN) - self.base : k - self.base : 10]
+                last_hour = self.buf[max(0, k - 60 * STEPS_PER_MIN) - self.base : k - self.base : 10]
+                kind, values = _failed_breakout(rng, level, recent, last_hour, n - k, cal)
+            self.segments.append((kind, k, k + len(values)))
+            self.move_next = False
+        self._append(values)
 
 
 def _ar1(x0: float, a: float, b: np.ndarray) -> np.ndarray:
@@ -436,25 +675,21 @@ def _ar1(x0: float, a: float, b: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def _balance(rng: np.random.Generator, x: np.ndarray, k: int, end: int, centre: float, sd: float, cal: Calibration) -> float:
-    """Mean reversion around a slowly wandering centre; returns the centre where it ended."""
-    m = end - k
+def _balance(rng: np.random.Generator, prev: float, m: int, centre: float, sd: float, cal: Calibration) -> tuple[np.ndarray, float]:
+    """Mean reversion around a slowly wandering centre; the path and the centre where it ended."""
     a = math.exp(-1.0 / (cal.balance_tau_min * STEPS_PER_MIN))
     wander = cal.centre_drift_bps_sqrt_h / math.sqrt(STEPS_PER_HOUR)
     target = centre + np.cumsum(rng.standard_normal(m) * wander)
     drive = (1.0 - a) * target + sd * math.sqrt(1.0 - a * a) * rng.standard_normal(m)
-    x[k:end] = _ar1(x[k - 1] if k else 0.0, a, drive)
-    return float(target[-1])
+    return _ar1(prev, a, drive), float(target[-1])
 
 
-def _trend(rng: np.random.Generator, x: np.ndarray, k: int, n: int, cal: Calibration) -> tuple[str, int]:
+def _trend(rng: np.random.Generator, level: float, remaining: int, cal: Calibration) -> tuple[str, np.ndarray]:
     """Value migrates: impulse legs and pullbacks, a random walk with piecewise drift."""
-    end = min(n, k + _steps(rng, cal.trend_min))
-    level = x[k - 1]
+    m = min(remaining, _steps(rng, cal.trend_min))
     up = rng.random() < float(np.clip(0.5 - level / 400.0, 0.15, 0.85))  # lean back towards the start
     sign = 1.0 if up else -1.0
     speed = rng.uniform(*cal.trend_drift_bps_min) / STEPS_PER_MIN
-    m = end - k
     drift = np.empty(m)
     i, impulse = 0, True
     while i < m:
@@ -465,16 +700,17 @@ def _trend(rng: np.random.Generator, x: np.ndarray, k: int, n: int, cal: Calibra
         drift[i : i + length] = sign * v
         i, impulse = i + length, not impulse
     sigma = cal.trend_sd_1m_bps / math.sqrt(STEPS_PER_MIN)
-    x[k:end] = level + np.cumsum(drift + sigma * rng.standard_normal(m))
-    return (TREND_UP if up else TREND_DOWN), end
+    return (TREND_UP if up else TREND_DOWN), level + np.cumsum(drift + sigma * rng.standard_normal(m))
 
 
-def _failed_breakout(rng: np.random.Generator, x: np.ndarray, k: int, n: int, cal: Calibration) -> tuple[str, int]:
-    """Travel to the value edge the strategy sees, poke beyond it, hold, fall back into value."""
-    level = x[k - 1]
-    val, vah = value_area_bps(x[max(0, k - 240 * STEPS_PER_MIN) : k : 10], cal.va_fraction)
+def _failed_breakout(rng: np.random.Generator, level: float, recent: np.ndarray, last_hour: np.ndarray, remaining: int, cal: Calibration) -> tuple[str, np.ndarray]:
+    """Travel to the value edge the strategy sees, poke beyond it, hold, fall back into value.
+
+    ``recent``/``last_hour``: the path of the last 4 h / 1 h, every tenth step.
+    """
+    val, vah = value_area_bps(recent, cal.va_fraction)
     if not val <= level <= vah:  # already outside the 4 h value: the current balance's edges
-        val, vah = value_area_bps(x[max(0, k - 60 * STEPS_PER_MIN) : k : 10], cal.va_fraction)
+        val, vah = value_area_bps(last_hour, cal.va_fraction)
     up = rng.random() < 0.5
     reach, other = (vah - level, level - val) if up else (level - val, vah - level)
     if reach > cal.fb_max_reach_bps and other < reach:
@@ -489,13 +725,11 @@ def _failed_breakout(rng: np.random.Generator, x: np.ndarray, k: int, n: int, ca
     ret = rng.uniform(*cal.fb_return_min)
     # The target reaches value after 70 % of the return and waits there for the price to follow.
     knots_t = np.cumsum([0.0, approach, hold, 0.7 * ret, 0.3 * ret]) * STEPS_PER_MIN
-    end = min(n, k + int(round(knots_t[-1])))
-    m = end - k
+    m = min(remaining, int(round(knots_t[-1])))
     target = np.interp(np.arange(1, m + 1), knots_t, [level, peak, peak, back, back])
     a = math.exp(-1.0 / (cal.fb_tau_s * 1000 / STEP_MS))
     drive = (1.0 - a) * target + cal.fb_sd_bps * math.sqrt(1.0 - a * a) * rng.standard_normal(m)
-    x[k:end] = _ar1(level, a, drive)
-    return (FAILED_UP if up else FAILED_DOWN), end
+    return (FAILED_UP if up else FAILED_DOWN), _ar1(level, a, drive)
 
 
 def value_area_bps(samples: np.ndarray, fraction: float = 0.70) -> tuple[float, float]:
@@ -519,77 +753,7 @@ def value_area_bps(samples: np.ndarray, fraction: float = 0.70) -> tuple[float, 
     return float(lo + low), float(lo + high + 1)
 
 
-# -- order flow intensity and direction -----------------------------------------------------------
-
-
-def _print_rates(rng: np.random.Generator, x: np.ndarray, segments: list[tuple[str, int, int]], cal: Calibration) -> np.ndarray:
-    """Prints per second per interval: regime level x slow activity noise x recent absolute move."""
-    n = len(x)
-    base = np.empty(n)
-    for kind, a, b in segments:
-        group = BALANCE if kind == BALANCE else kind.rsplit("_", 1)[0]
-        base[a:b] = cal.prints_per_s[group]
-    tau = cal.activity_tau_s * 1000 / STEP_MS
-    a = math.exp(-1.0 / tau)
-    noise = _ar1(0.0, a, cal.activity_sd * math.sqrt(1 - a * a) * rng.standard_normal(n))
-    w = 50  # +-5 s
-    move = np.abs(x[np.minimum(np.arange(n) + w, n - 1)] - x[np.maximum(np.arange(n) - w, 0)])
-    mean_move = float(move.mean()) or 1.0
-    factor = (1 - cal.activity_move_weight) + cal.activity_move_weight * move / mean_move
-    activity = np.exp(noise - cal.activity_sd**2 / 2) * factor
-    return base * activity
-
-
-def _buy_probability(x: np.ndarray, segments: list[tuple[str, int, int]], cal: Calibration) -> np.ndarray:
-    """P(buyer is the aggressor) from the fair price's move around each interval and the trend."""
-    n = len(x)
-    w = int(cal.flow_window_s * 1000 / STEP_MS)
-    idx = np.arange(n)
-    r = x[np.minimum(idx + w, n - 1)] - x[np.maximum(idx - w, 0)]
-    side = np.zeros(n)
-    for kind, a, b in segments:
-        side[a:b] = {TREND_UP: 1.0, TREND_DOWN: -1.0}.get(kind, 0.0)
-    return 0.5 + cal.buy_bias * np.tanh(r / cal.buy_bias_scale_bps) + cal.trend_buy_bias * side
-
-
 # -- the true book --------------------------------------------------------------------------------
-
-
-def _true_book(
-    rng: np.random.Generator,
-    mid_units: np.ndarray,
-    prints: np.ndarray,
-    pressure: np.ndarray,
-    start_ns: int,
-    cal: Calibration,
-    say: Progress,
-) -> TrueBook:
-    """Best bid/ask and sizes per 100 ms, following the fair mid with hysteresis.
-
-    A sequential pass (the book's state depends on its past), an hour at a time so that memory
-    stays flat however long the market is.
-    """
-    n = len(mid_units)
-    state = _BookState.opening(rng, float(mid_units[0]), cal)
-    parts = [state.snapshot()]
-    report = (6 if n <= 48 * STEPS_PER_HOUR else 24) * STEPS_PER_HOUR
-    for k0 in range(0, n, STEPS_PER_HOUR):
-        if k0 and k0 % report == 0:
-            say(f"    book {k0 / STEPS_PER_HOUR:.0f}/{n / STEPS_PER_HOUR:.0f} h")
-        k1 = min(n, k0 + STEPS_PER_HOUR)
-        parts.append(state.run(rng, k0, mid_units[k0:k1], prints[k0:k1], cal.qimb_lean * pressure[k0:k1], cal))
-    cols = [np.concatenate(c) for c in zip(*parts)]
-    bid, ask, log_bid, log_ask, jump, change_ms = cols
-    scale = BTCUSDT.size_scale
-    return TrueBook(
-        start_ns=int(start_ns),
-        change_ms=change_ms[1:].astype(np.int64),
-        bid=bid.astype(np.int64),
-        ask=ask.astype(np.int64),
-        bid_size=np.maximum(1, np.rint(np.exp(log_bid) * scale)).astype(np.int64),
-        ask_size=np.maximum(1, np.rint(np.exp(log_ask) * scale)).astype(np.int64),
-        jump=jump[1:].astype(np.int64),
-    )
 
 
 @dataclass
@@ -689,43 +853,37 @@ class _BookState:
 # -- trades ---------------------------------------------------------------------------------------
 
 
-def _trades(rng: np.random.Generator, book: TrueBook, counts: np.ndarray, buy_prob: np.ndarray, cal: Calibration) -> TradeBatch:
-    """Taker prints at the true touch, an hour at a time (intermediate arrays stay small)."""
-    parts, first_id = [], 1
-    for k0 in range(0, len(counts), STEPS_PER_HOUR):
-        k1 = min(len(counts), k0 + STEPS_PER_HOUR)
-        part = _trades_between(rng, book, k0, k1, counts, buy_prob, cal, first_id)
-        parts.append(part)
-        first_id += len(part)
-    return TradeBatch.concat(parts)
-
-
-def _trades_between(
+def _prints(
     rng: np.random.Generator,
-    book: TrueBook,
+    start_ns: int,
     k0: int,
-    k1: int,
     counts: np.ndarray,
     buy_prob: np.ndarray,
+    change_ms: np.ndarray,
+    jump: np.ndarray,
+    bid: np.ndarray,
+    ask: np.ndarray,
     cal: Calibration,
     first_id: int,
 ) -> TradeBatch:
-    """The prints of intervals [k0, k1), expanded into maker fills sharing the print's millisecond."""
+    """The prints of the intervals ``k0 ..`` (local arrays: per interval, and ``bid``/``ask`` per
+    book state from ``k0``), expanded into maker fills sharing the print's millisecond."""
+    m = len(counts)
     # Ordinary prints: Poisson counts per interval, uniform milliseconds inside it.
-    step = np.repeat(np.arange(k0, k1, dtype=np.int64), counts[k0:k1])
+    step = np.repeat(np.arange(m, dtype=np.int64), counts)
     ms = rng.integers(1, STEP_MS, len(step))
     buy = rng.random(len(step)) < buy_prob[step]
     depth = np.zeros(len(step), np.int64)
     # Prints that moved the book: at the jump's millisecond, against the book before it.
-    moved = k0 + np.flatnonzero((book.jump[k0:k1] != 0) & (rng.random(k1 - k0) < cal.impact_prob))
+    moved = np.flatnonzero((jump != 0) & (rng.random(m) < cal.impact_prob))
     step = np.concatenate([step, moved])
-    ms = np.concatenate([ms, book.change_ms[moved]])
-    buy = np.concatenate([buy, book.jump[moved] > 0])
-    depth = np.concatenate([depth, np.minimum(np.abs(book.jump[moved]) - 1, cal.impact_max_through)])
+    ms = np.concatenate([ms, change_ms[moved]])
+    buy = np.concatenate([buy, jump[moved] > 0])
+    depth = np.concatenate([depth, np.minimum(np.abs(jump[moved]) - 1, cal.impact_max_through)])
     order = np.lexsort((ms, step))
     step, ms, buy, depth = step[order], ms[order], buy[order], depth[order]
-    state = step + (ms > book.change_ms[step])
-    touch = np.where(buy, book.ask[state], book.bid[state])
+    state = step + (ms > change_ms[step])
+    touch = np.where(buy, ask[state], bid[state])
 
     fills = _fills_per_print(rng, len(step), cal)
     fills = np.maximum(fills, depth + 1)
@@ -736,7 +894,7 @@ def _trades_between(
     j = np.arange(len(p)) - first[p]
     through = np.where(depth[p] > 0, (j * (depth[p] + 1)) // fills[p], sweep[p] & (j >= split[p]))
     price = touch[p] + np.where(buy[p], through, -through)
-    ts = book.start_ns + step[p] * STEP_NS + ms[p] * MS
+    ts = start_ns + (k0 + step[p]) * STEP_NS + ms[p] * MS
     size = fill_sizes(rng, len(p), cal)
     aggressor = np.where(buy[p], BUYER, SELLER).astype(np.uint8)
     trade_id = np.array([str(i) for i in range(first_id, first_id + len(p))], dtype=object)
@@ -759,67 +917,39 @@ def fill_sizes(rng: np.random.Generator, count: int, cal: Calibration = DEFAULT_
 # -- published quotes ------------------------------------------------------------------------------
 
 
-def _quotes(rng: np.random.Generator, book: TrueBook, cal: Calibration) -> QuoteBatch:
+def _published(rng: np.random.Generator, start_ns: int, k0: int, states: list[np.ndarray], before: tuple | None, cal: Calibration) -> QuoteBatch:
     """One snapshot per 100 ms interval whose top of book changed, stamped a few ms late.
 
-    The opening book is published at the start; the state after the last interval would be
-    stamped past the end and is left out.
+    ``states``: the book states ``k0 .. k1`` (bid, ask, bid size, ask size); ``before``: state
+    ``k0 - 1``. State ``i`` is published in interval ``i`` if it differs from state ``i - 1``;
+    the opening book at the start; the state after the last interval would be stamped past the
+    end and is left out.
     """
-    n = len(book.change_ms)
-    cols = (book.bid, book.ask, book.bid_size, book.ask_size)
-    changed = np.zeros(n, bool)  # changed[i]: state i differs from state i - 1 (i = 1..n-1)
-    for c in cols:
-        changed[1:] |= c[1:n] != c[: n - 1]
-    index = np.concatenate([[0], np.flatnonzero(changed)])
-    jitter = rng.integers(cal.quote_jitter_ms[0], cal.quote_jitter_ms[1] + 1, n)
-    ts = book.start_ns + index * STEP_NS + np.where(index > 0, jitter[index], 0) * MS
-    return QuoteBatch(ts.astype(np.int64), *(c[index].copy() for c in cols))
+    m = len(states[0]) - 1
+    cols = [c[:m] for c in states]
+    changed = np.zeros(m, bool)
+    for c, b in zip(cols, before or (None,) * 4, strict=True):
+        changed[1:] |= c[1:] != c[:-1]
+        if before is not None:
+            changed[0] |= c[0] != b
+    if k0 == 0:
+        changed[0] = True
+    jitter = rng.integers(cal.quote_jitter_ms[0], cal.quote_jitter_ms[1] + 1, m)
+    local = np.flatnonzero(changed)
+    index = k0 + local
+    ts = start_ns + index * STEP_NS + np.where(index > 0, jitter[local], 0) * MS
+    return QuoteBatch(ts.astype(np.int64), *(c[local].copy() for c in cols))
 
 
 # -- statistics -----------------------------------------------------------------------------------
 
 
 def realised_stats(market: SyntheticMarket) -> dict:
-    """The calibration figures, measured on the generated market (what the docstring tabulates)."""
-    t, q = market.trades, market.quotes
-    seconds = (market.end_ns - market.start_ns) / 1e9
-    sizes = t.size / BTCUSDT.size_scale
-    new_ms = np.concatenate([[True], t.ts_event[1:] != t.ts_event[:-1]]) if len(t) else np.zeros(0, bool)
-    print_id = np.cumsum(new_ms) - 1
-    multi_level = np.zeros(int(new_ms.sum()), bool)
-    multi_level[print_id[1:][~new_ms[1:] & (t.price[1:] != t.price[:-1])]] = True
-    spread = q.ask - q.bid
-    price_change = np.count_nonzero((q.bid[1:] != q.bid[:-1]) | (q.ask[1:] != q.ask[:-1]))
-    l1 = np.concatenate([q.bid_size, q.ask_size]) / BTCUSDT.size_scale
-    agree, ambiguous = _quote_rule(t, q)
-    out = {
-        "seconds": seconds,
-        "trades_per_s": len(t) / seconds,
-        "prints_per_s": int(new_ms.sum()) / seconds,
-        "same_ms_share": float(1.0 - new_ms.mean()) if len(t) else 0.0,
-        "multi_level_print_share": float(multi_level.mean()) if len(t) else 0.0,
-        "fill_size_btc": _quantiles(sizes, (10, 25, 50, 75, 90, 99)),
-        "mean_fill_btc": float(sizes.mean()) if len(t) else 0.0,
-        "buy_fraction": float(np.mean(t.aggressor == BUYER)) if len(t) else 0.0,
-        "quotes_per_s": len(q) / seconds,
-        "price_changes_per_s": price_change / seconds,
-        "spread_1tick_share": float(np.mean(spread == 1)),
-        "spread_max_ticks": int(spread.max()),
-        "l1_size_btc": _quantiles(l1, (10, 50, 90)),
-        "mid_1m_sd_bps": mid_return_sd_bps(q, 60),
-        "quote_rule_agreement": agree,
-        "quote_rule_ambiguous": ambiguous,
-        "first_price": float(t.price[0] / BTCUSDT.price_scale) if len(t) else float("nan"),
-        "last_price": float(t.price[-1] / BTCUSDT.price_scale) if len(t) else float("nan"),
-        "low_price": float(t.price.min() / BTCUSDT.price_scale) if len(t) else float("nan"),
-        "high_price": float(t.price.max() / BTCUSDT.price_scale) if len(t) else float("nan"),
-        "regime_counts": {k: sum(r.kind == k for r in market.regimes) for k in KINDS},
-    }
-    return _jsonable(_rounded(out))
-
-
-def _quantiles(values: np.ndarray, percents: tuple[int, ...]) -> dict[str, float]:
-    return {str(p): float(np.percentile(values, p)) if len(values) else float("nan") for p in percents}
+    """The calibration figures, measured on a market in memory (what the docstring tabulates)."""
+    stats = RealisedStats()
+    stats.add(market.trades, market.quotes)
+    counts = {k: sum(r.kind == k for r in market.regimes) for k in KINDS}
+    return _jsonable(_rounded(stats.figures((market.end_ns - market.start_ns) / 1e9, counts)))
 
 
 def mid_return_sd_bps(q: QuoteBatch, seconds: int) -> float:
@@ -833,19 +963,6 @@ def mid_return_sd_bps(q: QuoteBatch, seconds: int) -> float:
     mid = (q.bid[i] + q.ask[i]) / 2.0
     r = np.diff(np.log(mid)) * 1e4
     return float(r.std(ddof=1)) if len(r) > 1 else float("nan")
-
-
-def _quote_rule(t: TradeBatch, q: QuoteBatch) -> tuple[float, float]:
-    """Share of trades whose quote-rule sign (latest snapshot strictly before) matches the aggressor."""
-    i = np.searchsorted(q.ts_event, t.ts_event, "left") - 1
-    ok = i >= 0
-    if not ok.any():
-        return float("nan"), float("nan")
-    price, side = t.price[ok], t.aggressor[ok]
-    bid, ask = q.bid[i[ok]], q.ask[i[ok]]
-    sign = np.where(price >= ask, 1, np.where(price <= bid, -1, 0))
-    truth = np.where(side == BUYER, 1, -1)
-    return float(np.mean(sign == truth)), float(np.mean(sign == 0))
 
 
 def _rounded(value):
@@ -867,39 +984,32 @@ def _jsonable(value):
     return value
 
 
+
 # -- writing --------------------------------------------------------------------------------------
 
 
+def _writer(catalog: Path, start_ns: int, config: AuctionConfig | None) -> CatalogWriter:
+    """A writer that replaces the catalog's market wholly, one file per type per FILE_HOURS of market."""
+    return CatalogWriter(Path(catalog), BTCUSDT, config, replace=True, direct=True, edges=Edges(FILE_HOURS * HOUR_NS, start_ns))
+
+
+def _refuse_real(catalog: Path) -> None:
+    if is_synthetic(catalog) is None and has_data(catalog):
+        raise DataError(
+            f"{catalog} already holds market data that is not synthetic; the synthetic market never "
+            "overwrites real data (not even with --overwrite). Choose another --catalog directory.",
+        )
+
+
 def write_synthetic(catalog: Path, market: SyntheticMarket, config: AuctionConfig | None = None) -> None:
-    """Write the market into ``catalog`` (one file per type per day of market) with its label."""
-    block = FILE_HOURS * 3600 * 1_000_000_000
-    edges = np.arange(market.start_ns, market.end_ns, block)
-    with CatalogWriter(Path(catalog), BTCUSDT, config) as writer:
-        for batch, add in ((market.trades, writer.add_trades), (market.quotes, writer.add_quotes)):
-            cuts = np.searchsorted(batch.ts_event, edges, "left").tolist() + [len(batch)]
-            for a, b in zip(cuts[:-1], cuts[1:]):
-                if b > a:
-                    add(batch.take(np.arange(a, b)))
+    """Add a market held in memory to ``catalog`` with its label (tests put markets of different
+    times side by side; never into real data). Into an empty catalog, byte-identical to what
+    ``synth`` streams for the same market."""
+    with CatalogWriter(Path(catalog), BTCUSDT, config, edges=Edges(FILE_HOURS * HOUR_NS, market.start_ns)) as writer:
+        _refuse_real(catalog)
+        writer.add_trades(market.trades)
+        writer.add_quotes(market.quotes)
         writer.commit(marker=market.marker())
-
-
-def _replace_synthetic(catalog: Path, market: SyntheticMarket, config: AuctionConfig | None) -> None:
-    """Swap a synthetic catalog's data for a new market; the old one stays until the new is written."""
-    catalog = Path(catalog).resolve()
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    fresh = catalog.parent / f".{catalog.name}.synth-{tag}"
-    trash = catalog.parent / f".{catalog.name}.old-{tag}"
-    try:
-        write_synthetic(fresh, market, config)
-        trash.mkdir()
-        for name in ("data", SYNTHETIC_MARKER):
-            if (catalog / name).exists():
-                os.replace(catalog / name, trash / name)
-        for name in ("data", SYNTHETIC_MARKER):
-            os.replace(fresh / name, catalog / name)
-    finally:
-        shutil.rmtree(fresh, ignore_errors=True)
-        shutil.rmtree(trash, ignore_errors=True)
 
 
 # -- command --------------------------------------------------------------------------------------
@@ -917,8 +1027,10 @@ def parse_start(text: str) -> int:
 
 def _intact(catalog: Path, marker: dict) -> bool:
     """The catalog still holds exactly the rows its label counted."""
+    from auction_trader.data.inventory import inventory
+
     counts = marker.get("counts") or {}
-    rows = {s.data_type: s.rows for s in inventory(catalog)["series"]}
+    rows = {s.data_type: s.rows for s in inventory(catalog, verify=False)["series"]}
     return rows.get("trade_tick") == counts.get("trades") and rows.get("quote_tick") == counts.get("quotes")
 
 
@@ -926,29 +1038,39 @@ def synth_command(catalog: Path, hours: float, seed: int, start: str, overwrite:
     """``python -m auction_trader.data synth``: make the synthetic catalog unless it is already there.
 
     Quick when nothing changed (the README's first command runs it every time); replaces only a
-    synthetic catalog, and only with ``overwrite``. Real data is never overwritten.
+    synthetic catalog, and only with ``overwrite``. Real data is never overwritten. The market is
+    generated and written an hour at a time (:class:`MarketStream`): any number of hours in
+    bounded memory, committed at once at the end.
     """
+    from auction_trader.data.catalog import recover_leftovers
+    from auction_trader.data.inventory import format_inventory, inventory
+
     began = time.perf_counter()
     start_ns = parse_start(start)
     validate(hours, seed, start_ns)
     catalog = Path(catalog)
+    recover_leftovers(catalog)
     wanted = identity(seed, hours, start_ns)
     action = _action(catalog, wanted, overwrite)
     if action == "up to date":
         print(f"{catalog}: synthetic market already up to date (seed {seed}, {hours:g} h from {wanted['start']}); nothing to do.")
-        print(format_inventory(inventory(catalog)))
+        print(format_inventory(inventory(catalog, verify=False)))
         return 0
     say = _printer()
     note = " (the existing copy is incomplete)" if action == "repair" else ""
-    say(f"generating {hours:g} h of synthetic BTCUSDT from {wanted['start']} with seed {seed}{note} ...")
-    market = generate(hours, seed, start_ns, progress=say)
-    say(f"  writing {len(market.trades):,} trades and {len(market.quotes):,} quotes to {catalog} ...")
-    if action == "write":
-        write_synthetic(catalog, market, config)
-    else:
-        _replace_synthetic(catalog, market, config)
-    print(market.summary(time.perf_counter() - began))
-    print(format_inventory(inventory(catalog)))
+    say(f"generating {hours:g} h of synthetic BTCUSDT from {wanted['start']} with seed {seed} into {catalog}{note} ...")
+    stream = MarketStream(hours, seed, start_ns, progress=say)
+    stats = RealisedStats()
+    with _writer(catalog, start_ns, config) as writer:
+        _refuse_real(catalog)
+        for chunk in stream:
+            writer.add_trades(chunk.trades)
+            writer.add_quotes(chunk.quotes)
+            stats.add(chunk.trades, chunk.quotes)
+        label = stream.label(stats)
+        writer.commit(marker=label.marker())
+    print(label.summary(time.perf_counter() - began))
+    print(format_inventory(inventory(catalog, verify=False)))
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from auction_trader.config import ConfigError, add_config_arguments, config_from_args
-from auction_trader.data.errors import DataError
+from auction_trader.data.errors import DataError, check_output_file
 
 
 def _time(text: str) -> int:
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         from auction_trader.features import compute, load_ticks, summary, write_features
 
         config = config_from_args(args)
+        check_output_file(args.out)
         instrument = args.instrument or config.instrument_id
         start = time.perf_counter()
         try:

@@ -1,22 +1,26 @@
-"""Source formats the importer understands, one module each, all returning :class:`Parsed`.
+"""Source formats the importer understands, one module each, all read the same way: streamed.
 
-A format reads one file into float rows (:class:`~auction_trader.data.parse.TradeRows` /
-:class:`~auction_trader.data.parse.QuoteRows`), reporting each malformed row to a
+A format reads one file line by line into float rows
+(:class:`~auction_trader.data.parse.TradeRows` / :class:`~auction_trader.data.parse.QuoteRows`)
+and yields them in chunks of about :data:`CHUNK_ROWS` rows, so a file of any length is read in
+bounded memory. It reports each row it cannot parse to a
 :class:`~auction_trader.data.errors.Rejects` (which raises at once in strict mode). Exact units,
-time order and the catalog are the importer's job (:mod:`auction_trader.data.importing`).
+ranges, identifiers, plausible times, time order, duplicates and the catalog are the importer's
+job (:mod:`auction_trader.data.validate`, :mod:`auction_trader.data.importing`), the same for
+every format.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from auction_trader.data.errors import Rejects
 from auction_trader.data.parse import QuoteRows, TradeRows
 from auction_trader.instrument import InstrumentSpec, raw_symbol
+
+CHUNK_ROWS = 100_000
 
 
 @dataclass
@@ -37,24 +41,44 @@ class ImportOptions:
 
 
 @dataclass
-class Parsed:
-    """One file's rows, before they are made exact and ordered."""
+class FileInfo:
+    """What a reader learned about one file as a whole (filled in while it is read)."""
+
+    rows_read: int = 0
+    notes: list[str] = field(default_factory=list)
+    allow_descending: bool = False  # some dumps are written newest first
+
+
+@dataclass
+class Chunk:
+    """Consecutive rows of one file, in file order."""
 
     trades: TradeRows | None = None
     quotes: QuoteRows | None = None
-    rows_read: int = 0
-    notes: list[str] = field(default_factory=list)
-    # The file's own ordering key per row when it is not ts_event (e.g. Tardis's local_timestamp).
-    trade_order: list[int] | None = None
-    quote_order: list[int] | None = None
-    allow_descending: bool = False  # some dumps are written newest first
-
-    def order_key(self, kind: str) -> np.ndarray | None:
-        key = self.trade_order if kind == "trades" else self.quote_order
-        return np.array(key, np.int64) if key is not None else None
 
 
-Reader = Callable[[Path, Rejects, ImportOptions], Parsed]
+class ChunkBuffer:
+    """Collects a reader's rows and hands them out every :data:`CHUNK_ROWS` rows."""
+
+    def __init__(self, trades: TradeRows | None = None, quotes: QuoteRows | None = None) -> None:
+        self.trades, self.quotes = trades, quotes
+
+    def full(self) -> bool:
+        """Checked by readers every :meth:`every` rows; a chunk may run over by that much."""
+        return len(self.trades or ()) + len(self.quotes or ()) >= CHUNK_ROWS
+
+    @staticmethod
+    def every() -> int:
+        return min(1024, CHUNK_ROWS)
+
+    def take(self) -> Chunk:
+        chunk = Chunk(self.trades, self.quotes)
+        self.trades = self.trades.empty_like() if self.trades is not None else None
+        self.quotes = self.quotes.empty_like() if self.quotes is not None else None
+        return chunk
+
+
+Reader = Callable[[Path, Rejects, ImportOptions, FileInfo], Iterator[Chunk]]
 
 
 def readers() -> dict[str, Reader]:

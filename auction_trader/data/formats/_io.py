@@ -3,6 +3,10 @@
 Downloads get cut off. ``gzip.open`` raises on a truncated stream and drops whatever it had
 decoded in its last buffer; reading the stream with ``zlib`` ourselves keeps every complete line
 before the damage and reports exactly where it starts.
+
+Text is decoded strictly: a line that is not valid UTF-8 is reported as such (with the byte and
+its position) instead of being "repaired" into U+FFFD characters that would end up inside a trade
+id, where Nautilus's reader aborts on them. A UTF-8 byte-order mark before the header is dropped.
 """
 
 from __future__ import annotations
@@ -28,16 +32,28 @@ class Truncated(Exception):
         self.partial = partial
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text without newline) for .gz, .zip (first member) and plain files.
+Line = tuple[int, str, str | None]  # (line number, text, why the bytes are not text - or None)
 
-    Raises :class:`Truncated` after the last good line when the compressed stream is cut short or
-    corrupt, and :class:`DataError` when the file cannot be opened as what its name says.
+
+def read_lines(path: Path) -> Iterator[Line]:
+    """(line number, text without newline, None) for .gz, .zip (first member) and plain files.
+
+    A line whose bytes are not UTF-8 comes as (number, text with the bad bytes escaped, reason):
+    the reader rejects it like any malformed row. Raises :class:`Truncated` after the last good
+    line when the compressed stream is cut short or corrupt, and :class:`DataError` when the file
+    cannot be opened as what its name says.
     """
     path = Path(path)
     name = path.name.lower()
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
     if name.endswith(".gz"):
         yield from _split(_gunzip(path), path)
     elif name.endswith(".zip"):
@@ -52,19 +68,22 @@ def _plain(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def read_header(path: Path, lines: Iterator[tuple[int, str]], required: tuple[str, ...] = ()) -> list[str]:
+def read_header(path: Path, lines: Iterator[Line], required: tuple[str, ...] = ()) -> list[str]:
     """The header row's column names; the file's first line. Names the file when it is missing
     the header or any of ``required``."""
     try:
-        _, text = next(lines)
+        _, text, bad = next(lines)
     except StopIteration:
         raise DataError(f"{path}: empty file (a header row is required)") from None
     except Truncated as exc:
         raise DataError(f"{path}:1: {exc.reason}") from None
-    header = next(csv.reader([text]))
+    if bad:
+        raise DataError(f"{path}:1: header: {bad}")
+    header = [name.strip() for name in next(csv.reader([text]))] if text else []
     missing = [c for c in required if c not in header]
     if missing:
-        raise DataError(f"{path}:1: missing column(s) {', '.join(missing)} (header: {text[:200]})")
+        shown = ", ".join(map(repr, header))[:300]
+        raise DataError(f"{path}:1: missing column(s) {', '.join(missing)} (the header has {len(header)} column(s): {shown})")
     return header
 
 
@@ -118,7 +137,17 @@ def _unzip(path: Path) -> Iterator[bytes]:
             raise _Broken(f"corrupt zip member {members[0].filename} ({exc})") from None
 
 
-def _split(chunks: Iterator[bytes], path: Path) -> Iterator[tuple[int, str]]:
+def _decode(raw: bytes, first: bool) -> tuple[str, str | None]:
+    if first and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # the UTF-8 byte-order mark some tools write before the header
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.end]
+        return raw.decode("utf-8", "backslashreplace"), f"not valid UTF-8 text (byte 0x{bad[0]:02x} at column {exc.start + 1})"
+
+
+def _split(chunks: Iterator[bytes], path: Path) -> Iterator[Line]:
     line_no = 0
     rest = b""
     iterator = iter(chunks)
@@ -128,13 +157,13 @@ def _split(chunks: Iterator[bytes], path: Path) -> Iterator[tuple[int, str]]:
         except StopIteration:
             break
         except _Broken as exc:
-            raise Truncated(line_no + 1, str(exc), rest.decode("utf-8", "replace")) from None
+            raise Truncated(line_no + 1, str(exc), rest.decode("utf-8", "backslashreplace")) from None
         rest += chunk
         parts = rest.split(b"\n")
         rest = parts.pop()
         for raw in parts:
             line_no += 1
-            yield line_no, raw.rstrip(b"\r").decode("utf-8", "replace")
+            yield (line_no, *_decode(raw.rstrip(b"\r"), line_no == 1))
     if rest:
         line_no += 1
-        yield line_no, rest.rstrip(b"\r").decode("utf-8", "replace")
+        yield (line_no, *_decode(rest.rstrip(b"\r"), line_no == 1))

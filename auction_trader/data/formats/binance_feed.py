@@ -11,41 +11,48 @@ Within each stream the exchange time must not go backwards.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from auction_trader.data.errors import BadRow, DataError, Rejects
-from auction_trader.data.formats import ImportOptions, Parsed
+from auction_trader.data.formats import ChunkBuffer, FileInfo, ImportOptions
 from auction_trader.data.formats._io import Truncated, read_lines
 from auction_trader.data.parse import BUYER, SELLER, QuoteRows, TradeRows, positive
+from auction_trader.data.timestamps import stamp
 
-MS = 1_000_000
+TRADE_NAMES = {"ts": "T", "price": "p", "size": "q", "id": "t"}
+QUOTE_NAMES = {"ts": "T", "bid": "b", "ask": "a", "bid_size": "B", "ask_size": "A"}
 
 
-def _field(data: dict, key: str, name: str):
+def _field(data: dict, key: str):
     try:
         return data[key]
     except KeyError:
-        raise BadRow(name, f"missing field {key!r}") from None
+        raise BadRow(key, f"missing field {key!r}") from None
 
 
-def _ms(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise BadRow(name, f"not a millisecond timestamp: {value!r}")
-    return value * MS
+def _trade_id(value) -> str:
+    """Binance trade ids are JSON integers; text is accepted, anything else is refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadRow("t", f"not a trade id: {json.dumps(value)[:60]}")
+    return str(value)
 
 
-def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
-    trades, quotes = TradeRows(), QuoteRows()
-    parsed = Parsed(trades=trades, quotes=quotes)
+def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -> Iterator:
+    buffer = ChunkBuffer(trades=TradeRows(dict(TRADE_NAMES), {"ts": "ms"}), quotes=QuoteRows(dict(QUOTE_NAMES), {"ts": "ms"}))
+    every = buffer.every()
     symbol = options.raw_symbol.lower()
     other = 0
     try:
-        for line_no, text in read_lines(path):
+        for line_no, text, bad in read_lines(path):
             if not text.strip():
                 continue
-            parsed.rows_read += 1
+            info.rows_read += 1
+            if bad:
+                rejects.add(line_no, "line", bad, text)
+                continue
             recv, _, payload = text.partition(" ")
-            if not recv.isdigit() or not payload:
+            if not recv.isascii() or not recv.isdigit() or not payload:
                 rejects.add(line_no, "line", "expected '<receive ns> <json>'", text)
                 continue
             try:
@@ -54,7 +61,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
                 rejects.add(line_no, "json", f"invalid JSON ({exc.msg} at column {exc.colno})", text)
                 continue
             stream = message.get("stream") if isinstance(message, dict) else None
-            if stream is None or not stream.endswith(("@trade", "@bookTicker")):
+            if not isinstance(stream, str) or not stream.endswith(("@trade", "@bookTicker")):
                 other += 1  # depth diffs, REST depth snapshots
                 continue
             if not stream.startswith(symbol + "@"):
@@ -67,34 +74,36 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
                 if not isinstance(data, dict):
                     raise BadRow("data", "missing or not an object")
                 if stream.endswith("@trade"):
-                    maker = _field(data, "m", "m")
+                    maker = _field(data, "m")
                     if not isinstance(maker, bool):
-                        raise BadRow("m", f"unknown side flag {maker!r} (expected true/false)")
-                    trades.add(
+                        raise BadRow("m", f"unknown side flag {json.dumps(maker)[:40]} (expected true/false)")
+                    buffer.trades.add(
                         line_no,
-                        _ms(_field(data, "T", "T"), "T"),
-                        positive(_field(data, "p", "p"), "p"),
-                        positive(_field(data, "q", "q"), "q"),
+                        stamp(_field(data, "T"), "ms", "T"),
+                        positive(_field(data, "p"), "p"),
+                        positive(_field(data, "q"), "q"),
                         SELLER if maker else BUYER,
-                        str(_field(data, "t", "t")),
+                        _trade_id(_field(data, "t")),
                     )
                 else:
-                    bid = positive(_field(data, "b", "b"), "b")
-                    ask = positive(_field(data, "a", "a"), "a")
+                    bid = positive(_field(data, "b"), "b")
+                    ask = positive(_field(data, "a"), "a")
                     if bid >= ask:
                         raise BadRow("b", f"crossed or locked quote: bid {bid} >= ask {ask}")
-                    quotes.add(
+                    buffer.quotes.add(
                         line_no,
-                        _ms(_field(data, "T", "T"), "T"),
+                        stamp(_field(data, "T"), "ms", "T"),
                         bid,
-                        positive(_field(data, "B", "B"), "B"),
+                        positive(_field(data, "B"), "B"),
                         ask,
-                        positive(_field(data, "A", "A"), "A"),
+                        positive(_field(data, "A"), "A"),
                     )
-            except BadRow as bad:
-                rejects.add(line_no, bad.field, bad.reason, text)
+            except BadRow as row:
+                rejects.add(line_no, row.field, row.reason, text)
+            if line_no % every == 0 and buffer.full():
+                yield buffer.take()
     except Truncated as exc:
         rejects.add(exc.line, "file", exc.reason, exc.partial)
+    yield buffer.take()
     if other:
-        parsed.notes.append(f"{other} depth/snapshot message(s) skipped (not L1)")
-    return parsed
+        info.notes.append(f"{other} depth/snapshot message(s) skipped (not L1)")

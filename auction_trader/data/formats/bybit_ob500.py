@@ -19,14 +19,16 @@ book built here.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from auction_trader.data.errors import BadRow, DataError, Rejects
-from auction_trader.data.formats import ImportOptions, Parsed
+from auction_trader.data.formats import ChunkBuffer, FileInfo, ImportOptions
 from auction_trader.data.formats._io import Truncated, read_lines
 from auction_trader.data.parse import QuoteRows, number
+from auction_trader.data.timestamps import stamp
 
-MS = 1_000_000
+NAMES = {"ts": "cts", "bid": "b.price", "ask": "a.price", "bid_size": "b.size", "ask_size": "a.size"}
 
 
 class _Side:
@@ -78,18 +80,21 @@ def _levels(data: dict, key: str) -> list[tuple[float, float]]:
     return out
 
 
-def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
-    quotes = QuoteRows()
-    parsed = Parsed(quotes=quotes)
+def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -> Iterator:
+    buffer = ChunkBuffer(quotes=QuoteRows(dict(NAMES), {"ts": "ms"}))
+    every = buffer.every()
     bids, asks = _Side(True), _Side(False)
     have_snapshot = False
     last_top = None
     unchanged = 0
     try:
-        for line_no, text in read_lines(path):
+        for line_no, text, bad in read_lines(path):
             if not text.strip():
                 continue
-            parsed.rows_read += 1
+            info.rows_read += 1
+            if bad:
+                rejects.add(line_no, "line", bad, text)
+                continue
             try:
                 message = json.loads(text)
             except json.JSONDecodeError as exc:
@@ -101,21 +106,20 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
                 data = message["data"]
                 kind = message.get("type")
                 if kind not in ("snapshot", "delta"):
-                    raise BadRow("type", f"unknown message type {kind!r} (expected snapshot/delta)")
+                    raise BadRow("type", f"unknown message type {json.dumps(kind)[:40]} (expected snapshot/delta)")
                 symbol = data.get("s")
                 if symbol != options.raw_symbol:
                     raise DataError(
                         f"{path}:{line_no}: data.s: the archive holds {symbol!r} but the instrument is "
                         f"{options.instrument_id} (pass --instrument for another symbol)",
                     )
-                stamp = message.get("cts", message.get("ts"))
-                if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp <= 0:
-                    raise BadRow("cts", f"not a millisecond timestamp: {stamp!r}")
+                field = "cts" if "cts" in message else "ts"
+                ns = stamp(message.get(field), "ms", field)
                 new_bids, new_asks = _levels(data, "b"), _levels(data, "a")
                 if kind == "delta" and not have_snapshot:
                     raise BadRow("type", "delta before any snapshot: the book is unknown")
-            except BadRow as bad:
-                rejects.add(line_no, bad.field, bad.reason, text)
+            except BadRow as row:
+                rejects.add(line_no, row.field, row.reason, text)
                 continue
             saved = (dict(bids.levels), bids.best, dict(asks.levels), asks.best) if kind == "snapshot" else None
             if kind == "snapshot":
@@ -142,9 +146,11 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
                 unchanged += 1
                 continue
             last_top = top
-            quotes.add(line_no, stamp * MS, bid[0], bid[1], ask[0], ask[1])
+            buffer.quotes.add(line_no, ns, bid[0], bid[1], ask[0], ask[1])
+            if line_no % every == 0 and buffer.full():
+                yield buffer.take()
     except Truncated as exc:
         rejects.add(exc.line, "file", exc.reason, exc.partial)
+    yield buffer.take()
     if unchanged:
-        parsed.notes.append(f"{unchanged} message(s) left the top of book unchanged (no L1 row)")
-    return parsed
+        info.notes.append(f"{unchanged} message(s) left the top of book unchanged (no L1 row)")

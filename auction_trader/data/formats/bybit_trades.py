@@ -11,10 +11,11 @@ first; either is accepted, rows out of the file's own order are not.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 from auction_trader.data.errors import BadRow, DataError, Rejects
-from auction_trader.data.formats import ImportOptions, Parsed
+from auction_trader.data.formats import ChunkBuffer, FileInfo, ImportOptions
 from auction_trader.data.formats._io import Truncated, read_header, read_lines
 from auction_trader.data.parse import TradeRows, positive, side
 from auction_trader.data.timestamps import to_ns
@@ -22,9 +23,8 @@ from auction_trader.data.timestamps import to_ns
 REQUIRED = ("timestamp", "symbol", "side", "size", "price")
 
 
-def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
-    rows = TradeRows()
-    parsed = Parsed(trades=rows, allow_descending=True)
+def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -> Iterator:
+    info.allow_descending = True
     lines = read_lines(path)
     header = read_header(path, lines, REQUIRED)
     col = {name: header.index(name) for name in header}
@@ -32,18 +32,25 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
     i_id = col.get("trdMatchID")
     i_rpi = col.get("RPI")
     width = len(header)
+    names = {"ts": "timestamp", "price": "price", "size": "size", "id": "trdMatchID"}
+    buffer = ChunkBuffer(trades=TradeRows(names, {"ts": "s"}))
     rpi = 0
     symbol_checked = False
+    symbol = options.raw_symbol
+    every = buffer.every()
     try:
-        for line_no, text in lines:
+        for line_no, text, bad in lines:
             if not text:
                 continue
-            parsed.rows_read += 1
+            info.rows_read += 1
+            if bad:
+                rejects.add(line_no, "line", bad, text)
+                continue
             fields = next(csv.reader([text])) if '"' in text else text.split(",")
             if len(fields) != width:
                 rejects.add(line_no, "row", f"expected {width} columns, got {len(fields)}", text)
                 continue
-            if fields[i_sym] != options.raw_symbol:
+            if fields[i_sym] != symbol:
                 if not symbol_checked:
                     raise DataError(
                         f"{path}:{line_no}: symbol: the file holds {fields[i_sym]!r} trades but the "
@@ -57,15 +64,16 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
                 price = positive(fields[i_price], "price")
                 size = positive(fields[i_size], "size")
                 aggressor = side(fields[i_side])
-            except BadRow as bad:
-                rejects.add(line_no, bad.field, bad.reason, text)
+            except BadRow as row:
+                rejects.add(line_no, row.field, row.reason, text)
                 continue
-            trade_id = fields[i_id] if i_id is not None and fields[i_id] else f"L{line_no}"
             if i_rpi is not None and fields[i_rpi] not in ("", "0", "false", "False"):
                 rpi += 1
-            rows.add(line_no, ts, price, size, aggressor, trade_id[:36])
+            buffer.trades.add(line_no, ts, price, size, aggressor, fields[i_id] if i_id is not None else "")
+            if line_no % every == 0 and buffer.full():
+                yield buffer.take()
     except Truncated as exc:
         rejects.add(exc.line, "file", exc.reason, exc.partial)
+    yield buffer.take()
     if rpi:
-        parsed.notes.append(f"{rpi} RPI trade(s) kept")
-    return parsed
+        info.notes.append(f"{rpi} RPI trade(s) kept")

@@ -13,10 +13,11 @@ ordered oldest or newest first.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 from auction_trader.data.errors import BadRow, DataError, Rejects
-from auction_trader.data.formats import ImportOptions, Parsed
+from auction_trader.data.formats import ChunkBuffer, FileInfo, ImportOptions
 from auction_trader.data.formats._io import Truncated, read_header, read_lines
 from auction_trader.data.parse import BUYER, SELLER, QuoteRows, TradeRows, positive, side
 from auction_trader.data.timestamps import UNITS, detect_unit, to_ns
@@ -67,18 +68,17 @@ def _map_columns(path: Path, header: list[str], options: ImportOptions) -> tuple
     return kind, mapping
 
 
-def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
+def read(path: Path, rejects: Rejects, options: ImportOptions, info: FileInfo) -> Iterator:
     if options.ts_unit not in UNITS:
         raise DataError(f"--ts-unit must be one of {', '.join(UNITS)}, not {options.ts_unit!r}")
+    info.allow_descending = True
     lines = read_lines(path)
     header = read_header(path, lines)
     kind, col = _map_columns(path, header, options)
     maker_flag = "side" in col and header[col["side"]].strip().lower() in MAKER_FLAGS
-    rows = TradeRows() if kind == "trades" else QuoteRows()
-    parsed = Parsed(trades=rows if kind == "trades" else None, quotes=rows if kind == "quotes" else None, allow_descending=True)
 
     # The unit is decided from the first rows; they are buffered, then everything is parsed.
-    buffered: list[tuple[int, str]] = []
+    buffered: list = []
     truncated: Truncated | None = None
     try:
         for item in lines:
@@ -90,12 +90,17 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
     unit = options.ts_unit
     if unit == "auto":
         samples = []
-        for _, text in buffered:
-            fields = next(csv.reader([text])) if text else []
+        for _, text, bad in buffered:
+            fields = next(csv.reader([text])) if text and not bad else []
             if len(fields) == len(header):
                 samples.append(fields[col["ts"]])
         unit, warning = detect_unit(samples)
         options.warn(f"{path}: timestamps read as {unit}" + (f" - {warning}" if warning else ""))
+    names = {ours: header[i] for ours, i in col.items()}
+    names.setdefault("id", "id")
+    units = {"ts": unit}
+    buffer = ChunkBuffer(trades=TradeRows(names, units)) if kind == "trades" else ChunkBuffer(quotes=QuoteRows(names, units))
+    every = buffer.every()
 
     def rest():
         yield from buffered
@@ -104,11 +109,14 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
 
     width = len(header)
     try:
-        for line_no, text in rest():
+        for line_no, text, bad in rest():
             if not text:
                 continue
-            parsed.rows_read += 1
-            fields = next(csv.reader([text]))
+            info.rows_read += 1
+            if bad:
+                rejects.add(line_no, "line", bad, text)
+                continue
+            fields = next(csv.reader([text])) if '"' in text else text.split(",")
             if len(fields) != width:
                 rejects.add(line_no, "row", f"expected {width} columns, got {len(fields)}", text)
                 continue
@@ -127,8 +135,7 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
                             aggressor = SELLER if flag in ("true", "1") else BUYER
                         else:
                             aggressor = side(raw, header[col["side"]], allow_none=True)
-                    trade_id = fields[col["id"]][:36] if "id" in col and fields[col["id"]] else f"L{line_no}"
-                    rows.add(line_no, ts, price, size, aggressor, trade_id)
+                    buffer.trades.add(line_no, ts, price, size, aggressor, fields[col["id"]] if "id" in col else "")
                 else:
                     bid = positive(fields[col["bid"]], header[col["bid"]])
                     ask = positive(fields[col["ask"]], header[col["ask"]])
@@ -136,12 +143,14 @@ def read(path: Path, rejects: Rejects, options: ImportOptions) -> Parsed:
                         raise BadRow(header[col["bid"]], f"crossed or locked quote: bid {bid} >= ask {ask}")
                     bid_size = positive(fields[col["bid_size"]], header[col["bid_size"]])
                     ask_size = positive(fields[col["ask_size"]], header[col["ask_size"]])
-                    rows.add(line_no, ts, bid, bid_size, ask, ask_size)
-            except BadRow as bad:
-                rejects.add(line_no, bad.field, bad.reason, text)
+                    buffer.quotes.add(line_no, ts, bid, bid_size, ask, ask_size)
+            except BadRow as row:
+                rejects.add(line_no, row.field, row.reason, text)
+            if line_no % every == 0 and buffer.full():
+                yield buffer.take()
         if truncated is not None:
             raise truncated
     except Truncated as exc:
         rejects.add(exc.line, "file", exc.reason, exc.partial)
-    parsed.notes.append(f"read as {kind}, timestamps in {unit}")
-    return parsed
+    yield buffer.take()
+    info.notes.append(f"read as {kind}, timestamps in {unit}")
