@@ -76,6 +76,7 @@ SPEC_DEFAULTS = {
 # qimb source, crossing/pullback distance, starting balance).
 DESIGN_DEFAULTS = {
     "accept_inside_k": 1,
+    "order_flow_source": "inferred",
     "use_bvc": False,
     "lookback_bvc": 60,
     "qimb_source": "close",
