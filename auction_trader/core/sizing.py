@@ -68,8 +68,14 @@ def tp_split(steps: int, tp1_pct: float) -> tuple[int, int]:
     return tp1, steps - tp1
 
 
-def heat(positions: list[tuple[float, float, float]], available_margin: float) -> float:
-    """Risk on the table: Σ qty × |entry − stop| / available margin (specv2 §9.5)."""
-    if available_margin <= 0:
-        return math.inf if positions else 0.0
-    return sum(qty * abs(entry - stop) for qty, entry, stop in positions) / available_margin
+def heat(positions: list[tuple[float, float, float]], capital: float) -> float:
+    """Risk on the table (specv2 §9.5, DESIGN.md "Sizing and exits"): Σ open qty × |entry − current
+    stop| / the capital the sizing is based on - equity less the margin held by *other* positions
+    (with one position at a time, the equity). A fresh uncapped trade shows about ``risk_pct``; a
+    trade whose stop moved to breakeven shows 0; a leverage-capped trade less than ``risk_pct``.
+
+    (Dividing by the free margin instead - near 0 at the leverage cap - gave figures like 1219 %.)
+    """
+    if capital <= 0:
+        return math.inf if any(qty * abs(entry - stop) > 0 for qty, entry, stop in positions) else 0.0
+    return sum(qty * abs(entry - stop) for qty, entry, stop in positions) / capital
