@@ -14,7 +14,7 @@ from auction_trader.core.initiative import LONG, SHORT, entry_initiative, fail_i
 from auction_trader.core.minute import Minute, trades_at
 from auction_trader.core.risk import Cooldown, DailyLossGuard
 from auction_trader.core.signals import ENTER_LONG, ENTER_SHORT, EXIT, FLAGS, HOLD, Context, SignalEngine
-from auction_trader.core.sizing import heat, position_size, tp_split
+from auction_trader.core.sizing import heat, position_size, remainder_within_cap, tp_split
 
 NAN = math.nan
 BASE = dict(warmup_minutes=0, cooldown_minutes=3)
@@ -419,6 +419,14 @@ def test_partial_exit_split_20_2_and_one_step_positions():
     assert tp_split(2, 0.30) == (1, 1), "at least one at TP1 when more than one"
     assert tp_split(5, 0.30) == (2, 3), "1.5 rounds half up"
     assert tp_split(10, 0.0) == (0, 10)
+
+
+def test_the_rest_of_a_capped_entry_is_trimmed_to_the_cap():
+    # 9,900 equity at 10x = 99,000 of room; 1.0 BTC held at 50,000 leaves 49,000: 0.979 at 50,010
+    # (49,000 / 50,010 = 0.97980...), although 0.980 were still to buy.
+    assert remainder_within_cap(980, 9_900, 1.0, 50_000, 50_010, 0.001, 10) == 979
+    assert remainder_within_cap(500, 9_900, 1.0, 50_000, 50_010, 0.001, 10) == 500, "fits: unchanged"
+    assert remainder_within_cap(500, 4_000, 1.0, 50_000, 50_010, 0.001, 10) == 0, "no room left"
 
 
 def test_heat_is_risk_to_the_current_stop_over_equity():

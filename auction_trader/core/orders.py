@@ -34,9 +34,11 @@ def must_complete(order_type: str, reduce_only: bool, purpose: str) -> bool:
     return order_type == "MARKET"
 
 
-def overdue(sent_ms: int, now_ms: int) -> bool:
-    """Unanswered for :data:`COMPLETION_BOUND_MS` or more."""
-    return now_ms - sent_ms >= COMPLETION_BOUND_MS
+def overdue(sent_ms: int, now_ms: int, last_tick_ms: int) -> bool:
+    """Unanswered for :data:`COMPLETION_BOUND_MS` or more while the market was live: the venue
+    answers on market data (an order reaches it with the next tick), so an order sent into a gap
+    of the data is not stuck until a tick has come after it."""
+    return now_ms - sent_ms >= COMPLETION_BOUND_MS and last_tick_ms > sent_ms
 
 
 def on_stuck(resends: int) -> str:

@@ -45,7 +45,7 @@ from auction_trader.core.minute import minute_from_row
 from auction_trader.core.risk import DailyLossGuard
 from auction_trader.core.setups import Candidate
 from auction_trader.core.signals import ENTER_LONG, ENTER_SHORT, EXIT, HOLD, Context, Decision, SignalEngine, amend
-from auction_trader.core.sizing import heat, position_size, tp_split
+from auction_trader.core.sizing import heat, position_size, remainder_within_cap, tp_split
 from auction_trader.indicators import AuctionFeatures
 from auction_trader.instrument import BTCUSDT, InstrumentSpec
 
@@ -306,7 +306,7 @@ class AuctionStrategy(Strategy):
             if what == "modify" and not order.is_pending_update or what == "cancel" and not order.is_pending_cancel and not order.is_inflight:
                 del self._waiting[cid]
                 continue
-            if not policy.overdue(sent_ns // 1_000_000, now_ns // 1_000_000):
+            if not policy.overdue(sent_ns // 1_000_000, now_ns // 1_000_000, self._last_tick_ns() // 1_000_000):
                 continue
             del self._waiting[cid]
             t = self._owner.get(cid)
@@ -320,6 +320,13 @@ class AuctionStrategy(Strategy):
                     self._forget_order(t, order)
                 continue
             self._stuck(t, order, purpose, now_ns)
+
+    def _last_tick_ns(self) -> int:
+        """When the market last spoke (the latest quote or trade in the cache): an order cannot
+        have been answered in a gap of the data, so the bound runs in market time."""
+        quote = self.cache.quote_tick(self.instrument_id)
+        trade = self.cache.trade_tick(self.instrument_id)
+        return max(quote.ts_event if quote is not None else 0, trade.ts_event if trade is not None else 0)
 
     def _stuck(self, t: _Trade | None, order: Order, purpose: str, now_ns: int) -> None:
         """A market order neither filled nor rejected within the bound: cancel it, stop waiting for
@@ -341,6 +348,8 @@ class AuctionStrategy(Strategy):
                 return
             t.planned_steps, t.entry_order = t.filled_steps, None
             if t.opened_ns is None:
+                if t.record is not None:  # nothing was opened: the minute's record says so
+                    amend(t.record, EXIT if t.flip else HOLD, f"{t.record['reason_code']}:ENTRY_GIVEN_UP", qty=0.0)
                 self._forget(t)
             else:
                 self._sync_protection(t)
@@ -380,8 +389,8 @@ class AuctionStrategy(Strategy):
         if t is None or t.closed_ns is not None:
             return
         if t.entry_order is not None and event.client_order_id == t.entry_order.client_order_id:
-            remaining = t.planned_steps - t.filled_steps
-            if remaining > 0 and not t.closing:
+            remaining = self._remainder(t, event.ts_event) if not t.closing else 0
+            if remaining > 0:
                 side = OrderSide.BUY if t.candidate.direction == LONG else OrderSide.SELL
                 order = self.order_factory.market(self.instrument_id, side, self.instrument.make_qty(remaining * self.step), tags=t.tags("entry"))
                 t.entry_order = order
@@ -391,6 +400,24 @@ class AuctionStrategy(Strategy):
             elif t.open_steps == 0:
                 self._flat(t, event.ts_event)
         self._resync_protection(t)
+
+    def _remainder(self, t: _Trade, ts_ns: int) -> int:
+        """The rest of a timed-out limit entry, trimmed to what the leverage cap allows now: an
+        entry sized right at the cap no longer fits once its first part paid the spread and fees."""
+        remaining = t.planned_steps - t.filled_steps
+        quote = self.cache.quote_tick(self.instrument_id)
+        if remaining <= 0 or quote is None:
+            return remaining
+        bid, ask = quote.bid_price.as_double(), quote.ask_price.as_double()
+        mid = (bid + ask) / 2
+        equity = self._balance() + self._unrealized(mid)
+        held = t.open_steps * self.step
+        price = ask if t.candidate.direction == LONG else bid
+        allowed = remainder_within_cap(remaining, equity, held, mid, price, self.step, self.params.sizing.max_leverage)
+        if allowed < remaining:
+            self._alert(ts_ns, "entry remainder trimmed to the leverage cap", {"planned": remaining * self.step, "sent": allowed * self.step})
+            t.planned_steps = t.filled_steps + allowed
+        return allowed
 
     def on_order_expired(self, event: OrderExpired) -> None:
         self.on_order_canceled(event)  # same handling: the rest goes at market
