@@ -108,7 +108,8 @@ class AcceptanceConfig(_Group):
 
 class SizingConfig(_Group):
     risk_pct: float = Field(0.02, gt=0.0, le=1.0)
-    max_leverage: float = Field(10.0, gt=0.0, le=100.0)
+    # Bybit's leverage runs from 1x (a venue built with less is refused by Nautilus too).
+    max_leverage: float = Field(10.0, ge=1.0, le=100.0)
     margin_mode: Literal["cross"] = "cross"
 
 
