@@ -180,9 +180,8 @@ def test_a_market_entry_stuck_twice_is_given_up_and_the_record_says_so(tmp_path,
 
 
 def test_order_policy():
-    assert policy.must_complete("MARKET", False, "entry") and policy.must_complete("MARKET", True, "time")
-    assert not policy.must_complete("LIMIT", False, "entry") and not policy.must_complete("STOP_MARKET", True, "stop")
-    assert not policy.must_complete("MARKET_IF_TOUCHED", True, "tp1")
+    assert policy.must_complete("MARKET")
+    assert not any(policy.must_complete(t) for t in ("LIMIT", "STOP_MARKET", "MARKET_IF_TOUCHED"))
     assert not policy.overdue(0, 59_999, 50_000) and policy.overdue(0, 60_000, 1)
     assert not policy.overdue(0, 600_000, 0), "no tick since it was sent: a gap of the data, not a stuck order"
     assert [policy.on_stuck(n) for n in range(3)] == [policy.RESEND, policy.GIVE_UP, policy.GIVE_UP]

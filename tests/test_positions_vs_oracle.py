@@ -149,6 +149,8 @@ def _tally(run: dict) -> collections.Counter:
         n["tp1 then stop at the entry"] += "tp1" in purposes and "stop" in purposes and purposes.index("stop") > purposes.index("tp1")
         for p in set(purposes) - {"entry"}:
             n[f"exit {p}"] += 1
+    for setup in {f["setup"] for f in fills if f["purpose"] == "entry"}:
+        n[f"{setup} trades"] += 1
     n["market entries"] += sum(f["purpose"] == "entry" and f["order_type"] == "MARKET" for f in fills)
     n["limit entries"] += sum(f["purpose"] == "entry" and f["order_type"] == "LIMIT" for f in fills)
     return n
@@ -162,5 +164,6 @@ def test_the_runs_exercise_every_in_position_path():
     print(dict(sorted(n.items())))
     for path in ("flip to ENTER_LONG", "flip to ENTER_SHORT", "EXIT_TIME_STOP", "EXIT_CLOSE_BACK_INSIDE", "kill switch with a position",
                  "COOLDOWN", "IN_POSITION", "trailing past max_hold", "tp1 then stop at the entry", "exit tp2",
-                 "exit stop", "exit time", "exit inside", "exit kill", "exit flip", "market entries", "limit entries"):  # fmt: skip
+                 "exit stop", "exit time", "exit inside", "exit kill", "exit flip", "market entries", "limit entries",
+                 "breakin trades", "failbreak trades", "breakout trades"):  # fmt: skip
         assert n[path] >= 1, (path, dict(n))

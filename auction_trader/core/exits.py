@@ -30,11 +30,6 @@ class TimeStop:
         return not (self.extend_if_profitable and net_unrealized > 0)
 
 
-def round_trip_fees(qty: float, entry: float, price: float, entry_fee_rate: float, exit_fee_rate: float) -> float:
-    """What opening and closing cost: the entry's actual fee rate, a market exit's taker rate."""
-    return qty * (entry * entry_fee_rate + price * exit_fee_rate)
-
-
 def market_exit_price(direction: int, bid: float, ask: float, slippage_ticks: int, tick: float) -> float:
     """The price a market exit decided now would get: a long sells at the bid, a short buys at the
     ask, ``slippage_ticks`` beyond it (the backtest's fill model; NaN without a quote)."""

@@ -29,8 +29,9 @@ MAX_RESENDS = 1
 RESEND, GIVE_UP = "resend", "give_up"
 
 
-def must_complete(order_type: str, reduce_only: bool, purpose: str) -> bool:
-    """Market orders must complete at once; limits, stops and take-profits may rest."""
+def must_complete(order_type: str) -> bool:
+    """Market orders (``order_type`` as Nautilus names it) must complete at once; limits, stops and
+    take-profits may rest."""
     return order_type == "MARKET"
 
 

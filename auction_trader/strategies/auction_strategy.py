@@ -81,6 +81,7 @@ class _Trade:
     opened_ns: int | None = None
     closed_ns: int | None = None
     tp1_done: bool = False
+    breakeven: bool = False  # TP1 filled and the stop moved to the entry price
     stop_order: Order | None = None
     tp_orders: dict[str, Order] = field(default_factory=dict)
     exit_purpose: str | None = None
@@ -109,8 +110,6 @@ class _Trade:
     def stop_price(self) -> float:
         """The stop level now: the plan's, or the entry price once TP1 moved it to breakeven."""
         return self.entry_price if self.breakeven else self.candidate.stop
-
-    breakeven: bool = False
 
     def orders(self) -> list[Order]:
         return [o for o in (self.entry_order, self.stop_order, *self.tp_orders.values()) if o is not None]
@@ -279,7 +278,7 @@ class AuctionStrategy(Strategy):
 
     def _submit(self, t: _Trade, order: Order) -> None:
         self._owner[order.client_order_id] = t
-        if policy.must_complete(order.order_type.name, order.is_reduce_only, _tag(order, "purpose") or ""):
+        if policy.must_complete(order.order_type.name):
             self._waiting[order.client_order_id] = (self.clock.timestamp_ns(), "submit")
         self.submit_order(order)
 
@@ -303,7 +302,8 @@ class AuctionStrategy(Strategy):
             if order is None or order.is_closed:
                 del self._waiting[cid]
                 continue
-            if what == "modify" and not order.is_pending_update or what == "cancel" and not order.is_pending_cancel and not order.is_inflight:
+            answered = (what == "modify" and not order.is_pending_update) or (what == "cancel" and not order.is_pending_cancel and not order.is_inflight)
+            if answered:
                 del self._waiting[cid]
                 continue
             if not policy.overdue(sent_ns // 1_000_000, now_ns // 1_000_000, self._last_tick_ns() // 1_000_000):
