@@ -184,7 +184,8 @@ class AuctionStrategy(Strategy):
             self._record_position(self.trade, status="OPEN")
 
     def on_reset(self) -> None:
-        self.trade = None
+        self.trade, self._flip = None, None
+        self._waiting.clear()
 
     # -- market data -------------------------------------------------------------------------------
 
