@@ -67,7 +67,11 @@ class InitiativeConfig(_Group):
     max_quote_staleness_ms: int = Field(250, ge=0)
     ambiguous_trade_frac_max: float = Field(0.35, ge=0.0, le=1.0)
     use_tick_rule_fallback: bool = True
-    # BVC (specv2 §5.9) is a manual fallback only: never engaged unless set here.
+    # OF_1m, OF_norm_1m and the ambiguous fraction from the inference (the spec's method) or from
+    # the exchange's recorded taker side (Bybit S, Binance m); both flows are always reported.
+    order_flow_source: Literal["inferred", "exchange"] = "inferred"
+    # BVC (specv2 §5.9) is a manual fallback only: when set, bvc_net stands in for OF_1m (and
+    # bvc_net / volume for OF_norm_1m) in the initiative test; never engaged otherwise.
     use_bvc: bool = False
     lookback_bvc: int = Field(60, ge=2)
 
@@ -104,7 +108,8 @@ class AcceptanceConfig(_Group):
 
 class SizingConfig(_Group):
     risk_pct: float = Field(0.02, gt=0.0, le=1.0)
-    max_leverage: float = Field(10.0, gt=0.0, le=100.0)
+    # Bybit's leverage runs from 1x (a venue built with less is refused by Nautilus too).
+    max_leverage: float = Field(10.0, ge=1.0, le=100.0)
     margin_mode: Literal["cross"] = "cross"
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import rust_indicators
 
 from auction_trader.config import AuctionConfig
-from auction_trader.core.minute import Minute
+from auction_trader.core.minute import minute_from_row
 from auction_trader.core.signals import Context, SignalEngine
 
 MINUTE_NS = 60_000_000_000
@@ -24,17 +24,12 @@ def replay_signals(ticks, config: AuctionConfig) -> list[dict]:
     features = rust_indicators.FeatureEngine(engine_config(config, ticks.spec))
     signals = SignalEngine(config, ticks.spec.tick_size)
     records: list[dict] = []
-    use_ema = config.quote_imbalance.qimb_source == "ema"
 
     def decide() -> None:
         row = features.last_row()
         if row is None or (records and records[-1]["ts_min"] >= row.ts_min):
             return
-        minute = Minute(
-            row.ts_min, row.open, row.high, row.low, row.close, row.poc, row.vah, row.val, row.va_valid,
-            row.of_1m, row.of_norm_1m, row.qimb_ema_60s if use_ema else row.qimb_close,
-            row.ambiguous_trade_frac_1m, row.spread_avg_60m, features.nearest_trade_distance,
-        )  # fmt: skip
+        minute = minute_from_row(row, config, features.nearest_trade_distance)
         records.append(signals.on_minute(minute, Context())[1])
 
     # Events in time order, trades first at equal times; each minute is closed (and decided) at

@@ -16,6 +16,7 @@ metrics side by side:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from collections.abc import Callable
@@ -51,6 +52,9 @@ ROWS = [
     ("sharpe_annualised_1m", "Sharpe (1m, ann.)", "{:.2f}"),
     ("maker_fills", "maker fills", "{:d}"),
     ("taker_fills", "taker fills", "{:d}"),
+    ("flips", "flips", "{:d}"),
+    ("entries_after_first_flip", "entries after 1st flip", "{:d}"),
+    ("orders_stuck", "orders stuck", "{:d}"),
 ]
 
 
@@ -72,8 +76,24 @@ def compare(
         for n, (name, overrides) in enumerate(chosen or variants(config)):
             cfg = config.with_overrides(overrides)
             result = run_single(cfg, catalog, start, end, Path(tmp) / str(n), factory, report=False, data=data)
-            out.append((name, result.metrics))
+            out.append((name, {**result.metrics, **_order_health(result.out_dir)}))
     return out
+
+
+def _order_health(run_dir: Path) -> dict:
+    """Flips, entries after the first one, and market orders the strategy found stuck (alerts):
+    a variant whose orders hang stops trading after its first flip."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    signals = pq.read_table(run_dir / "signals_1m.parquet").to_pylist() if (run_dir / "signals_1m.parquet").exists() else []
+    alerts = json.loads((run_dir / "alerts.json").read_text()) if (run_dir / "alerts.json").exists() else []
+    flips = [r["ts_min"] for r in signals if r["reason_code"].startswith("FLIP:")]
+    entries = [r["ts_min"] for r in signals if r["chosen_action"].startswith("ENTER")]
+    return {
+        "flips": len(flips),
+        "entries_after_first_flip": sum(t > flips[0] for t in entries) if flips else 0,
+        "orders_stuck": sum(a["alert"] == "order stuck" for a in alerts),
+    }
 
 
 def table(results: list[tuple[str, dict]]) -> str:

@@ -44,7 +44,8 @@ COLUMNS = [
     "bid_px_close", "ask_px_close", "bid_sz_close", "ask_sz_close", "spread_close", "spread_avg_60m",
     "mid_close", "sigma_240", "bin_width", "poc", "vah", "val", "va_coverage", "va_bin_count",
     "of_1m", "of_norm_1m", "qimb_close", "qimb_ema_60s", "ambiguous_trade_frac_1m", "total_volume_4h",
-    "va_valid", "bin_width_applied", "side_agree", "side_disagree", "side_unknown", "disagree_same_ts",
+    "va_valid", "bin_width_applied", "poc_bin", "val_bin", "vah_bin", "of_1m_inferred", "of_1m_exchange",
+    "side_agree", "side_disagree", "side_unknown", "disagree_same_ts",
     "disagree_stale", "disagree_fallback", "disagree_inside", "disagree_quote",
     "quote_staleness_max_ms", "bvc_net",
 ]  # fmt: skip
@@ -73,6 +74,7 @@ class OracleParams:
     min_va_bins: int = 20
     max_quote_staleness_ms: int = 250
     use_tick_rule_fallback: bool = True
+    order_flow_source: str = "inferred"  # or "exchange": the recorded taker side
     qimb_ema_span_seconds: float = 60.0
     spread_lookback_minutes: int = 60
     use_bvc: bool = False
@@ -320,14 +322,28 @@ def oracle_features(trades, quotes, params: OracleParams = OracleParams()) -> li
         # order flow and agreement
         of_lots = 0
         amb_lots = 0
+        inferred_lots = exchange_lots = 0
         stale_max: int | None = None
         counts = dict.fromkeys(
             ("side_agree", "side_disagree", "side_unknown", "disagree_same_ts", "disagree_stale",
              "disagree_fallback", "disagree_inside", "disagree_quote"), 0)  # fmt: skip
         for pr in prints_by_min.get(m, []):
-            of_lots += pr.sign * pr.lots
-            if pr.ambiguous:
-                amb_lots += pr.lots
+            # the exchange's flow: each trade's recorded taker side, a trade without one counts 0
+            sided = {1: 0, 2: 0, 0: 0}
+            for k2 in pr.trade_idx:
+                sided[t_side[k2]] += t_lots[k2]
+            inferred_lots += pr.sign * pr.lots
+            exchange_lots += sided[1] - sided[2]
+            if p.order_flow_source == "exchange":
+                # a trade without a side takes its print's inferred sign, and is ambiguous when the
+                # quote rule could not sign the print
+                of_lots += sided[1] - sided[2] + pr.sign * sided[0]
+                if pr.ambiguous:
+                    amb_lots += sided[0]
+            else:
+                of_lots += pr.sign * pr.lots
+                if pr.ambiguous:
+                    amb_lots += pr.lots
             if pr.staleness_ms is not None:
                 stale_max = pr.staleness_ms if stale_max is None else max(stale_max, pr.staleness_ms)
             sides = {t_side[k2] for k2 in pr.trade_idx}
@@ -353,6 +369,8 @@ def oracle_features(trades, quotes, params: OracleParams = OracleParams()) -> li
                 else:
                     counts["disagree_quote"] += 1
         row["of_1m"] = of_lots * step
+        row["of_1m_inferred"] = inferred_lots * step
+        row["of_1m_exchange"] = exchange_lots * step
         row["of_norm_1m"] = of_lots / vol_lots if vol_lots else NAN
         row["ambiguous_trade_frac_1m"] = amb_lots / vol_lots if vol_lots else NAN
         row["quote_staleness_max_ms"] = float(stale_max) if stale_max is not None else NAN
@@ -385,7 +403,8 @@ def _value_area(profile: dict[int, int], w: int, p: OracleParams, row: dict, tic
     row["va_bin_count"] = len(profile)
     row["va_valid"] = len(profile) >= p.min_va_bins
     if not profile:
-        row["poc"] = row["vah"] = row["val"] = row["va_coverage"] = NAN
+        for c in ("poc", "vah", "val", "poc_bin", "val_bin", "vah_bin", "va_coverage"):
+            row[c] = NAN
         return
     lo_key, hi_key = min(profile), max(profile)
     keys = list(range(lo_key, hi_key + 1, w))  # the contiguous range, zero-volume bins included
@@ -409,9 +428,14 @@ def _value_area(profile: dict[int, int], w: int, p: OracleParams, row: dict, tic
         else:
             lo -= 1
             va += dn
-    row["poc"] = keys[poc] * tick
+    # The bins by their keys (lower edges); the levels are the value area as a price range: VAL the
+    # lowest bin's lower edge, VAH the highest bin's upper edge, POC the middle of its bin.
+    row["poc_bin"] = keys[poc] * tick
+    row["val_bin"] = keys[lo] * tick
+    row["vah_bin"] = keys[hi] * tick
     row["val"] = keys[lo] * tick
-    row["vah"] = keys[hi] * tick
+    row["vah"] = (keys[hi] + w) * tick
+    row["poc"] = (keys[poc] + w / 2) * tick
     row["va_coverage"] = va / total
 
 

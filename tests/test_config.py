@@ -76,6 +76,7 @@ SPEC_DEFAULTS = {
 # qimb source, crossing/pullback distance, starting balance).
 DESIGN_DEFAULTS = {
     "accept_inside_k": 1,
+    "order_flow_source": "inferred",
     "use_bvc": False,
     "lookback_bvc": 60,
     "qimb_source": "close",
@@ -155,7 +156,7 @@ def test_with_overrides_validates_the_whole():
         ("qimb_source=mid", "quote_imbalance.qimb_source: Input should be 'close' or 'ema'"),
         ("backtest_workers=0", "backtest_workers must be 'auto' or >= 1"),
         ("backtest_workers=many", "Input should be 'auto' or a valid integer"),
-        ("max_leverage=0", "sizing.max_leverage: Input should be greater than 0"),
+        ("max_leverage=0", "sizing.max_leverage: Input should be greater than or equal to 1"),
         ("max_daily_loss=0", "risk.max_daily_loss: Input should be greater than 0"),
         ("tp1_pct=0.5", "tp1_pct + tp2_pct must be 1"),
         ("bin_width_max_ticks=0", "bin_width_max_ticks"),

@@ -9,12 +9,12 @@ import pytest
 
 from auction_trader.config import AuctionConfig
 from auction_trader.core.acceptance import Sequence
-from auction_trader.core.exits import TimeStop, closed_back_inside, round_trip_fees
+from auction_trader.core.exits import TimeStop, closed_back_inside, market_exit_price, net_exit_pnl
 from auction_trader.core.initiative import LONG, SHORT, entry_initiative, fail_initiative
 from auction_trader.core.minute import Minute, trades_at
 from auction_trader.core.risk import Cooldown, DailyLossGuard
 from auction_trader.core.signals import ENTER_LONG, ENTER_SHORT, EXIT, FLAGS, HOLD, Context, SignalEngine
-from auction_trader.core.sizing import heat, position_size, tp_split
+from auction_trader.core.sizing import heat, position_size, remainder_within_cap, tp_split
 
 NAN = math.nan
 BASE = dict(warmup_minutes=0, cooldown_minutes=3)
@@ -157,12 +157,20 @@ def test_failed_retest_becomes_a_failed_breakout_short():
     engine.on_minute(bar(0, o=101.9, h=102.6, l=101.9, c=102.5, of=1.0, ofn=0.3, qimb=0.3, **up))
     assert engine.state == "PENDING_RETEST"
     engine.on_minute(bar(1, o=102.5, h=103.2, l=102.4, c=103.0, of=1.0, ofn=0.3, qimb=0.3, **up))
-    # Back inside with selling initiative: the retest failed -> failed breakout short.
-    d, r = engine.on_minute(bar(2, o=103.0, h=103.0, l=101.0, c=101.5, of=-1.0, ofn=-0.3, qimb=-0.3, trades=[103.0, 101.0, 101.5], **up))
+    # Back inside with selling initiative, trading through the locked 102.0: the retest failed ->
+    # failed breakout short (a case of C).
+    back = dict(o=103.0, h=103.0, l=101.0, c=101.5, of=-1.0, ofn=-0.3, qimb=-0.3, **up)
+    d, r = engine.on_minute(bar(2, trades=[103.0, 102.0, 101.0, 101.5], **back))
     assert r["signal_failbreak_short"] == 1
     assert d.action == ENTER_SHORT and d.reason == "FAILBREAK_SHORT:RETEST_FAILED"
     assert d.candidate.stop == pytest.approx(103.4), "beyond the poke's extreme (103.2) + 2 ticks"
     assert engine.state == "FLAT"
+    # The same bar without a trade near 102.0 (a gap back inside) is no failed breakout: the wait ends.
+    engine = SignalEngine(cfg(accept_outside_k=1), 0.1)
+    engine.on_minute(bar(0, o=101.9, h=102.6, l=101.9, c=102.5, of=1.0, ofn=0.3, qimb=0.3, **up))
+    engine.on_minute(bar(1, o=102.5, h=103.2, l=102.4, c=103.0, of=1.0, ofn=0.3, qimb=0.3, **up))
+    d, r = engine.on_minute(bar(2, trades=[103.0, 101.0, 101.5], **back))
+    assert r["signal_failbreak_short"] == 0 and (d.action, d.reason) == (HOLD, "RETEST_FAILED") and engine.state == "FLAT"
 
 
 def test_a_fresh_breakout_on_a_retest_bar_waits_and_conflicts_with_the_retest_entry():
@@ -178,24 +186,80 @@ def test_a_fresh_breakout_on_a_retest_bar_waits_and_conflicts_with_the_retest_en
     assert engine.state == "PENDING_RETEST" and (engine.retest.direction, engine.retest.locked) == (SHORT, 103.0)
 
 
-def test_priority_break_in_over_failed_breakout_over_breakout():
-    engine = SignalEngine(cfg(accept_outside_k=1, enable_retest_mode="false"), 0.1)
-    # One bar: low < VAL and close > VAL (break-in long and failed-breakout long both hold).
-    d, r = engine.on_minute(bar(**GOOD_BREAKIN))
-    assert r["signal_breakin_long"] == 1 and r["signal_failbreak_long"] == 1
-    assert d.reason == "BREAKIN_LONG"
-    # Failed breakout without a break-in: initiative only by the inclusive failed-breakout rule.
+def test_a_poke_is_a_break_in_and_a_failed_acceptance_is_a_failed_breakout():
+    """DESIGN.md: A and C describe different excursions. A bar poking below VAL and closing back is
+    a break-in only, whatever the failed-breakout initiative says; after k closes below VAL the
+    first close back inside is a failed breakout only, whatever the break-in initiative says."""
+    d, r = SignalEngine(cfg(), 0.1).on_minute(bar(**GOOD_BREAKIN))
+    assert (r["signal_breakin_long"], r["signal_failbreak_long"]) == (1, 0) and d.reason == "BREAKIN_LONG"
+    # The same poke without break-in initiative (flat flow, the inclusive fail rule would pass): nothing.
     d, r = SignalEngine(cfg(), 0.1).on_minute(bar(**{**GOOD_BREAKIN, "of": 0.0, "ofn": 0.1, "qimb": 0.0}))
+    assert (r["signal_breakin_long"], r["signal_failbreak_long"]) == (0, 0) and d.reason == "NO_SIGNAL"
+    # k = 2 closes below VAL 98.0 (the sequence locks 98.0, extreme 97.4), then a close back above
+    # with strong buying: the poke had been accepted -> failed breakout long, no break-in.
+    engine = SignalEngine(cfg(accept_outside_k=2, enable_retest_mode="false"), 0.1)
+    down = dict(poc=100.0, vah=102.0, val=98.0, of=-1.0, ofn=-0.3, qimb=-0.3)
+    engine.on_minute(bar(0, o=98.2, h=98.3, l=97.6, c=97.7, trades=[98.2, 98.0, 97.6, 97.7], **down))
+    d, r = engine.on_minute(bar(1, o=97.7, h=97.8, l=97.4, c=97.5, **down))
+    assert r["signal_breakout_short"] == 1 and d.action == ENTER_SHORT
+    d, r = engine.on_minute(bar(2, o=97.5, h=98.6, l=97.5, c=98.4, trades=[97.5, 98.0, 98.6, 98.4], poc=100.0, vah=102.0, val=98.0,
+                               of=1.0, ofn=0.3, qimb=0.3))  # fmt: skip
     assert (r["signal_breakin_long"], r["signal_failbreak_long"]) == (0, 1)
-    assert d.reason == "FAILBREAK_LONG"
+    assert d.action == ENTER_LONG and d.reason == "FAILBREAK_LONG"
+    assert d.candidate.stop == pytest.approx(97.2), "beyond the run's lowest low 97.4 - 2 ticks"
+    # Only one close below VAL before the close back inside: a poke of a run of 1 < k -> break-in,
+    # its stop beyond the run's extreme (97.6, lower than this bar's own low 97.9).
+    engine = SignalEngine(cfg(accept_outside_k=2), 0.1)
+    engine.on_minute(bar(0, o=98.2, h=98.3, l=97.6, c=97.7, trades=[98.2, 98.0, 97.6, 97.7], **down))
+    d, r = engine.on_minute(bar(1, o=97.9, h=98.6, l=97.9, c=98.4, trades=[97.9, 98.0, 98.6, 98.4], poc=100.0, vah=102.0, val=98.0,
+                               of=1.0, ofn=0.3, qimb=0.3))  # fmt: skip
+    assert (r["signal_breakin_long"], r["signal_failbreak_long"]) == (1, 0) and d.reason == "BREAKIN_LONG"
+    assert d.candidate.stop == pytest.approx(97.4)
+
+
+def test_failed_breakout_fires_in_position_and_flips_a_breakout():
+    """C is tracked whatever the position: a breakout long whose acceptance fails, with sellers in
+    control, flips to a failed breakout short (a flip comes before the close-back-inside exit)."""
+    engine = SignalEngine(cfg(accept_outside_k=1, enable_retest_mode="false"), 0.1)
+    up = dict(poc=100.0, vah=102.0, val=98.0)
+    d, _ = engine.on_minute(bar(0, o=101.9, h=102.6, l=101.9, c=102.5, of=1.0, ofn=0.3, qimb=0.3, **up))
+    engine.position_opened(d.candidate, 102.5, 30_000)
+    d, r = engine.on_minute(bar(1, o=102.5, h=102.7, l=101.5, c=101.8, trades=[102.5, 102.0, 101.5, 101.8], of=-1.0, ofn=-0.3, qimb=-0.3, **up))
+    assert r["signal_failbreak_short"] == 1
+    assert (d.action, d.reason, d.close_first) == (ENTER_SHORT, "FLIP:FAILBREAK_SHORT", True)
+    assert d.candidate.stop == pytest.approx(102.9), "beyond the run's high 102.7"
+
+
+def test_accept_inside_k_waits_for_closes_inside():
+    """accept_inside_k = 3: the trigger bar and two more closes above VAL confirm the break-in on
+    the third; a close back below VAL in between ends the wait."""
+    engine = SignalEngine(cfg(accept_inside_k=3), 0.1)
+    d, r = engine.on_minute(bar(0, **GOOD_BREAKIN))
+    assert r["signal_breakin_long"] == 0 and d.reason == "BREAKIN_PENDING_LONG"
+    assert json.loads(r["acceptance_state"])["breakin_pending"] == [{"direction": 1, "edge": 98.0, "extreme": 97.8, "count": 1}]
+    d, r = engine.on_minute(bar(1, o=98.4, h=98.8, l=97.7, c=98.6, trades=[98.4, 97.7, 98.8, 98.6]))
+    assert r["signal_breakin_long"] == 0 and d.reason == "BREAKIN_PENDING_LONG"
+    d, r = engine.on_minute(bar(2, o=98.6, h=99.0, l=98.5, c=98.9, trades=[98.6, 99.0, 98.5, 98.9]))
+    assert r["signal_breakin_long"] == 1 and (d.action, d.reason) == (ENTER_LONG, "BREAKIN_LONG")
+    c = d.candidate
+    assert (c.entry, c.stop, c.tp1, c.tp2) == (98.9, pytest.approx(97.5), 100.0, 102.0), "stop beyond the lowest low since the poke (97.7)"
+    interrupted = SignalEngine(cfg(accept_inside_k=2), 0.1)
+    interrupted.on_minute(bar(0, **GOOD_BREAKIN))
+    d, r = interrupted.on_minute(bar(1, o=98.4, h=98.4, l=97.5, c=97.9, trades=[98.4, 97.5, 97.9]))
+    assert r["signal_breakin_long"] == 0 and d.reason == "NO_SIGNAL" and not interrupted.pending
 
 
 def test_both_directions_of_one_setup_is_a_conflict():
-    engine = SignalEngine(cfg(use_qimb="false"), 0.1)
-    # A bar poking through both edges and closing inside with flat flow (OF = 0): the inclusive
-    # failed-breakout rules pass both ways, the strict break-in rules neither.
+    engine = SignalEngine(cfg(use_qimb="false", accept_outside_k=1, enable_retest_mode="false"), 0.1)
+    # Accepted above VAH and below VAL at once (a first bar above 102 fires a one-close up run;
+    # then the VA widens so that the next bar is a one-close down run), then a bar closing back
+    # inside both with flat flow: the inclusive failed-breakout rules pass both ways.
+    up = dict(poc=100.0, vah=102.0, val=98.0, of=0.0, ofn=0.0, qimb=0.0)
+    engine.on_minute(bar(0, o=101.9, h=102.5, l=101.9, c=102.4, trades=[101.9, 102.0, 102.5, 102.4], **up))
+    engine.up.update(1, close=102.4, high=102.5, low=102.3, edge=102.0, crossed=True)  # still above (count 2)
+    engine.down.active, engine.down.locked, engine.down.count, engine.down.extreme = True, 98.0, 1, 97.5
     wide = dict(o=100.0, h=102.5, l=97.5, c=100.0, poc=100.0, vah=102.0, val=98.0, of=0.0, ofn=0.0, qimb=0.0)
-    d, r = engine.on_minute(bar(**wide, trades=[97.5, 98.0, 100.0, 102.0, 102.5]))
+    d, r = engine.on_minute(bar(2, **wide, trades=[97.5, 98.0, 100.0, 102.0, 102.5]))
     assert (r["signal_failbreak_long"], r["signal_failbreak_short"]) == (1, 1)
     assert d.action == HOLD and d.reason == "CONFLICT_FAILBREAK"
 
@@ -255,7 +319,8 @@ def test_breakout_position_exits_on_a_close_back_inside():
     engine.position_opened(d.candidate, 102.5, 30_000)
     d, _ = engine.on_minute(bar(1, o=102.5, h=102.7, l=102.1, c=102.2))
     assert d.action == HOLD
-    d, _ = engine.on_minute(bar(2, o=102.2, h=102.3, l=101.8, c=102.0))
+    # Back at the locked level with buyers still in control (no failed-breakout initiative short).
+    d, _ = engine.on_minute(bar(2, o=102.2, h=102.3, l=101.8, c=102.0, of=1.0, ofn=0.3, qimb=0.3))
     assert (d.action, d.reason) == (EXIT, "EXIT_CLOSE_BACK_INSIDE")
 
 
@@ -271,7 +336,33 @@ def test_signal_record_has_the_spec_columns():
     _, r = SignalEngine(cfg(), 0.1).on_minute(bar(**GOOD_BREAKIN))
     assert list(r) == ["ts_min", *FLAGS, "acceptance_state", "chosen_action", "reason_code", "feature_snapshot"]
     state = json.loads(r["acceptance_state"])
-    assert set(state) == {"up", "down", "retest", "state"}
+    assert set(state) == {"up", "down", "retest", "breakin_pending", "state"}
+
+
+def test_targets_at_a_poc_between_two_ticks_round_half_up():
+    # A POC in the middle of an odd-width bin (100.05) is TP1 at 100.1; a short's at 100.1 too.
+    d, _ = SignalEngine(cfg(), 0.1).on_minute(bar(**{**GOOD_BREAKIN, "poc": 100.05}))
+    assert d.candidate.tp1 == 100.1
+    d, _ = SignalEngine(cfg(), 0.1).on_minute(bar(**{**SHORT_BREAKIN, "poc": 100.05}))
+    assert d.candidate.tp1 == 100.1
+
+
+def test_bvc_stands_in_for_the_order_flow_when_configured():
+    from auction_trader.core.minute import minute_from_row
+
+    class Row:
+        ts_min, open, high, low, close, poc, vah, val, va_valid = 0, 98.5, 98.6, 97.8, 98.4, 100.0, 102.0, 98.0, True
+        of_1m, of_norm_1m, ambiguous_trade_frac_1m, bvc_net, volume = -2.0, -0.5, 0.9, 1.5, 3.0
+        qimb_close, qimb_ema_60s, spread_avg_60m, bid_px_close, ask_px_close = 0.0, 0.0, 0.1, 98.4, 98.5
+
+    inferred = minute_from_row(Row, cfg(), trades_at([98.0, 97.8, 98.4]))
+    assert (inferred.of_1m, inferred.of_norm_1m, inferred.ambiguous_frac) == (-2.0, -0.5, 0.9)
+    bvc = minute_from_row(Row, cfg(use_bvc="true"), trades_at([98.0, 97.8, 98.4]))
+    assert (bvc.of_1m, bvc.of_norm_1m, bvc.ambiguous_frac) == (1.5, 0.5, 0.0)
+    assert (bvc.bid, bvc.ask) == (98.4, 98.5)
+    # sellers by inference, buyers by BVC: only the BVC reading sees a break-in long
+    assert SignalEngine(cfg(), 0.1).on_minute(inferred)[0].action == HOLD
+    assert SignalEngine(cfg(use_bvc="true"), 0.1).on_minute(bvc)[0].action == ENTER_LONG
 
 
 # -- time stop, sizing, guards -------------------------------------------------------------------------------
@@ -287,8 +378,22 @@ def test_time_stop_starts_at_the_first_close_and_trails_while_profitable():
     hard = TimeStop(max_hold_minutes=2, extend_if_profitable=False)
     hard.on_close(0, 0.0)
     assert not hard.on_close(60_000, 100.0) and hard.on_close(120_000, 100.0)
-    assert round_trip_fees(0.4, 50_000, 50_500, -0.0001, 0.0005) == pytest.approx(0.4 * (-5.0 + 25.25))
     assert closed_back_inside(LONG, 102.0, 102.0) and not closed_back_inside(SHORT, 97.9, 98.0)
+
+
+def test_profitable_net_of_fees_is_judged_at_the_market_exit_price():
+    # Long 0.4 BTC entered at 50,000 as maker (-1 bp: -2.0 USDT paid, a rebate). The close's mid is
+    # 50,010 but a market exit sells at the bid 50,009.9 minus 1 tick = 50,009.8:
+    # 0.4 x 9.8 = 3.92 gross, + 2.0 rebate back out (-(-2.0)), - 0.4 x 50,009.8 x 5 bp = 10.00196.
+    px = market_exit_price(LONG, 50_009.9, 50_010.1, 1, 0.1)
+    assert px == pytest.approx(50_009.8)
+    assert market_exit_price(SHORT, 50_009.9, 50_010.1, 2, 0.1) == pytest.approx(50_010.3)
+    net = net_exit_pnl(LONG, 0.4, 50_000.0, px, -2.0, 0.0005)
+    assert net == pytest.approx(3.92 + 2.0 - 10.00196)
+    # At the mid (the old reading) a 30-tick move looks profitable; at the exit price it is not
+    # enough for a taker entry: 0.4 x 2.9 - 10 - 10.0006 < 0.
+    assert net_exit_pnl(LONG, 0.4, 50_000.0, market_exit_price(LONG, 50_002.9, 50_003.1, 0, 0.1), 10.0, 0.0005) < 0
+    assert net_exit_pnl(LONG, 0.4, 50_000.0, math.nan, 0.0, 0.0005) == 0.0
 
 
 def test_sizing_worked_example_20_1():
@@ -313,7 +418,24 @@ def test_partial_exit_split_20_2_and_one_step_positions():
     assert tp_split(2, 0.30) == (1, 1), "at least one at TP1 when more than one"
     assert tp_split(5, 0.30) == (2, 3), "1.5 rounds half up"
     assert tp_split(10, 0.0) == (0, 10)
+
+
+def test_the_rest_of_a_capped_entry_is_trimmed_to_the_cap():
+    # 9,900 equity at 10x = 99,000 of room; 1.0 BTC held at 50,000 leaves 49,000: 0.979 at 50,010
+    # (49,000 / 50,010 = 0.97980...), although 0.980 were still to buy.
+    assert remainder_within_cap(980, 9_900, 1.0, 50_000, 50_010, 0.001, 10) == 979
+    assert remainder_within_cap(500, 9_900, 1.0, 50_000, 50_010, 0.001, 10) == 500, "fits: unchanged"
+    assert remainder_within_cap(500, 4_000, 1.0, 50_000, 50_010, 0.001, 10) == 0, "no room left"
+
+
+def test_heat_is_risk_to_the_current_stop_over_equity():
+    # specv2 §20.1's trade: 0.4 BTC, 500 to the stop, 10,000 equity -> 2% = risk_pct.
     assert heat([(0.4, 50_000, 49_500)], 10_000) == pytest.approx(0.02)
+    # Leverage-capped (2 BTC at 50,000 = 10x, stop 10 away): 20 / 10,000 = 0.2%, not the 1219%
+    # that dividing by the (nearly nothing) free margin gave.
+    assert heat([(2.0, 50_000, 49_990)], 10_000) == pytest.approx(0.002)
+    assert heat([(0.28, 50_000, 50_000)], 10_000) == 0.0, "stop at breakeven after TP1: no risk"
+    assert heat([], 10_000) == 0.0 and heat([(0.4, 50_000, 49_500)], 0.0) == math.inf
 
 
 def test_cooldown_guard():
@@ -341,26 +463,39 @@ def test_kill_switch_across_a_utc_midnight_with_funding():
 # -- failed breakout and breakout: each failing condition ------------------------------------------------
 
 # A poke above VAH 102.0 to 102.4, trading through 102.0, closing back inside at 101.7, flat flow.
-GOOD_FAILBREAK = dict(o=101.8, h=102.4, l=101.6, c=101.7, poc=100.0, vah=102.0, val=98.0, of=0.0, ofn=-0.05, qimb=0.0,
-                      trades=[101.8, 102.0, 102.4, 101.6, 101.7])  # fmt: skip
+# After two closes above VAH 102.0 (k = 2, locked 102.0, highest high 102.5): a bar reaching
+# 102.4, trading through 102.0, closing back inside at 101.7, flat flow.
+GOOD_FAILBREAK = dict(o=102.3, h=102.4, l=101.6, c=101.7, poc=100.0, vah=102.0, val=98.0, of=0.0, ofn=-0.05, qimb=0.0,
+                      trades=[102.3, 102.0, 102.4, 101.6, 101.7])  # fmt: skip
+
+
+def _accepted_above() -> SignalEngine:
+    engine = SignalEngine(cfg(accept_outside_k=2, enable_retest_mode="false", use_qimb="false"), 0.1)
+    flat = dict(poc=100.0, vah=102.0, val=98.0, of=0.0, ofn=0.0, qimb=0.0)
+    engine.on_minute(bar(0, o=101.9, h=102.3, l=101.9, c=102.2, trades=[101.9, 102.0, 102.3, 102.2], **flat))
+    engine.on_minute(bar(1, o=102.2, h=102.5, l=102.1, c=102.3, **flat))
+    assert engine.up.count == 2 and engine.up.fired
+    return engine
 
 
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        (dict(h=102.0, trades=[101.8, 102.0, 101.7]), "high == VAH is no poke (strict >)"),
-        (dict(c=102.0), "close == VAH is not back inside (strict <)"),
-        (dict(trades=[101.8, 102.4, 101.7]), "no trade within a spread of VAH: no crossing"),
+        (dict(h=102.0, o=102.0, trades=[102.0, 101.6, 101.7]), "high == the locked level is no poke beyond it (strict >)"),
+        (dict(c=102.1, trades=[102.3, 102.0, 102.4, 101.6, 102.1]), "a close still above 102.0 does not end the acceptance"),
+        (dict(trades=[102.3, 102.4, 101.6, 101.7]), "no trade within a spread of 102.0: no crossing"),
         (dict(of=0.5, ofn=0.05, qimb=0.05), "buyers still in control: no failed-breakout initiative"),
     ],
 )
 def test_failed_breakout_needs_every_condition(change, why):
-    engine = SignalEngine(cfg(), 0.1)
-    _, record = engine.on_minute(bar(**{**GOOD_FAILBREAK, **change}))
+    _, record = _accepted_above().on_minute(bar(2, **{**GOOD_FAILBREAK, **change}))
     assert record["signal_failbreak_short"] == 0, why
-    d, record = SignalEngine(cfg(), 0.1).on_minute(bar(**GOOD_FAILBREAK))
+    d, record = _accepted_above().on_minute(bar(2, **GOOD_FAILBREAK))
     assert record["signal_failbreak_short"] == 1 and d.reason == "FAILBREAK_SHORT"
-    assert (d.candidate.stop, d.candidate.tp1, d.candidate.tp2) == (102.6, 100.0, 98.0)
+    assert (d.candidate.stop, d.candidate.tp1, d.candidate.tp2) == (102.7, 100.0, 98.0), "beyond the run's 102.5"
+    # Without the acceptance before it the same bar is only a poke: a break-in candidate, never C.
+    _, record = SignalEngine(cfg(), 0.1).on_minute(bar(**GOOD_FAILBREAK))
+    assert record["signal_failbreak_short"] == 0
 
 
 def test_breakout_needs_k_closes_initiative_on_the_kth_and_no_reset():

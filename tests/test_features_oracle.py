@@ -38,6 +38,16 @@ def approx(x):
     return pytest.approx(x, rel=1e-12, abs=1e-15)
 
 
+def keys(row: dict) -> tuple:
+    """(POC, VAL, VAH) bin keys: the bins' lower edges, as specv2 §20.3 states its example."""
+    return row["poc_bin"], row["val_bin"], row["vah_bin"]
+
+
+def levels(row: dict) -> tuple:
+    """(POC, VAL, VAH) levels: the POC bin's centre, the value area's lower and upper edges."""
+    return row["poc"], row["val"], row["vah"]
+
+
 def profile_of(volumes: dict[float, float], **params) -> dict:
     """One minute whose trades put ``volume`` at each ``price`` (tick 1, lot 1: price = bin key)."""
     trades = [(ns(0, 1000 * i), price, vol, 0) for i, (price, vol) in enumerate(sorted(volumes.items()))]
@@ -57,14 +67,17 @@ def test_value_area_worked_example_bins_as_ticks():
     vols = {49800: 100, 49900: 250, 50000: 400, 50100: 300, 50200: 150, 50300: 50}
     trades = [(ns(0, 1000 * i), float(p), float(v), 0) for i, (p, v) in enumerate(vols.items())]
     (row,) = run(trades, [], tick_size=100.0, size_step=1.0, min_va_bins=6)
-    assert (row["poc"], row["val"], row["vah"]) == (50000.0, 49900.0, 50100.0)
+    assert keys(row) == (50000.0, 49900.0, 50100.0)
+    # as a price range the value area runs from the 49900 bin's lower edge to the 50100 bin's
+    # upper edge (50200); the POC level is the middle of its bin
+    assert levels(row) == (50050.0, 49900.0, 50200.0)
     assert row["va_coverage"] == approx(0.76)
     assert row["total_volume_4h"] == 1250.0
     assert row["va_bin_count"] == 6 and row["va_valid"] is True
     assert row["bin_width"] == 100.0 and row["bin_width_applied"] == 100.0
     # 6 bins with volume < min_va_bins = 7 -> not valid (levels still reported)
     (row7,) = run(trades, [], tick_size=100.0, size_step=1.0, min_va_bins=7)
-    assert row7["va_valid"] is False and row7["va_bin_count"] == 6 and row7["poc"] == 50000.0
+    assert row7["va_valid"] is False and row7["va_bin_count"] == 6 and row7["poc_bin"] == 50000.0
 
 
 def test_value_area_worked_example_aggregated_from_ticks():
@@ -86,7 +99,8 @@ def test_value_area_worked_example_aggregated_from_ticks():
         (ns(0, 800), 50399.9, 0.050, 1),
     ]
     (row,) = run(trades, [], base_bin_ticks=1000, bin_width_max_ticks=1000, min_va_bins=6)
-    assert (row["poc"], row["val"], row["vah"]) == (50000.0, 49900.0, 50100.0)
+    assert keys(row) == (50000.0, 49900.0, 50100.0)
+    assert levels(row) == (50050.0, 49900.0, 50200.0)
     assert row["va_coverage"] == approx(0.76)
     assert row["total_volume_4h"] == approx(1.25)
     assert row["va_bin_count"] == 6 and row["va_valid"] is True
@@ -152,7 +166,7 @@ def test_empty_minute_and_empty_profile():
     rows = run(trades, [], rolling_window_minutes=1, min_va_bins=1)
     assert [r["ts_min"] for r in rows] == [(M0 + i) * 60_000 for i in range(3)]
     r = rows[1]
-    for c in ("open", "high", "low", "close", "vwap", "poc", "vah", "val", "va_coverage", "of_norm_1m",
+    for c in ("open", "high", "low", "close", "vwap", "poc", "vah", "val", "poc_bin", "val_bin", "vah_bin", "va_coverage", "of_norm_1m",
               "ambiguous_trade_frac_1m", "quote_staleness_max_ms", "bid_px_close", "mid_close",
               "spread_avg_60m", "qimb_close", "qimb_ema_60s", "sigma_240", "bvc_net"):  # fmt: skip
         assert math.isnan(r[c]), c
@@ -160,13 +174,15 @@ def test_empty_minute_and_empty_profile():
     assert r["va_bin_count"] == 0 and r["va_valid"] is False and r["total_volume_4h"] == 0.0
     # minutes 0 and 2: one bin each, valid with min_va_bins = 1; the no-quote prints are ambiguous
     # and the very first print has no previous print -> sign 0 even with the fallback.
-    assert rows[0]["poc"] == 100.0 and rows[0]["va_valid"] is True and rows[0]["of_1m"] == 0.0
+    assert rows[0]["poc_bin"] == 100.0 and rows[0]["va_valid"] is True and rows[0]["of_1m"] == 0.0
+    # one bin of one tick: VAL 100.0, VAH its upper edge 100.1, POC its middle 100.05
+    assert levels(rows[0]) == (approx(100.05), 100.0, approx(100.1))
     assert rows[0]["ambiguous_trade_frac_1m"] == 1.0
     # minute 2's print is ambiguous too; tick rule: 100.1 > 100.0 -> +1 -> OF = +0.002
-    assert rows[2]["of_1m"] == approx(0.002) and rows[2]["poc"] == approx(100.1)
+    assert rows[2]["of_1m"] == approx(0.002) and rows[2]["poc_bin"] == approx(100.1)
     # with W = 2, minute 1's profile still holds minute 0's trade
     rows = run(trades, [], rolling_window_minutes=2, min_va_bins=1)
-    assert rows[1]["poc"] == 100.0 and rows[1]["total_volume_4h"] == approx(0.001)
+    assert rows[1]["poc_bin"] == 100.0 and rows[1]["total_volume_4h"] == approx(0.001)
     # minute 2's window is minutes 1..2: minute 1 has no trades, so only the 100.1 trade remains
     assert rows[2]["va_bin_count"] == 1 and rows[2]["total_volume_4h"] == approx(0.002)
 
@@ -175,14 +191,16 @@ def test_poc_at_the_lower_edge_expands_only_upward():
     # 100:50, 101:20, 102:20, 103:10; total 100, target 70. POC 100 has no lower neighbour:
     # +101 -> 70 >= 70: VAL 100, VAH 101, coverage 0.70
     row = profile_of({100: 50, 101: 20, 102: 20, 103: 10})
-    assert (row["poc"], row["val"], row["vah"]) == (100.0, 100.0, 101.0)
+    assert keys(row) == (100.0, 100.0, 101.0)
+    assert levels(row) == (100.5, 100.0, 102.0)  # one-tick bins: VAH is the 101 bin's upper edge
     assert row["va_coverage"] == approx(0.7)
 
 
 def test_poc_at_the_upper_edge_expands_only_downward():
     # mirror image: 100:10, 101:20, 102:20, 103:50 -> POC 103, +102 -> 70: VAL 102, VAH 103
     row = profile_of({100: 10, 101: 20, 102: 20, 103: 50})
-    assert (row["poc"], row["val"], row["vah"]) == (103.0, 102.0, 103.0)
+    assert keys(row) == (103.0, 102.0, 103.0)
+    assert levels(row) == (103.5, 102.0, 104.0)
     assert row["va_coverage"] == approx(0.7)
 
 
@@ -191,7 +209,7 @@ def test_zero_volume_bins_inside_the_value_area():
     # Neighbours 101:0 and 103:0 tie -> the upper, 103 (cum 40); then 104:30 > 101:0 -> 104 (70).
     # VAL 102, VAH 104 with the empty bin 103 inside; 3 bins with volume.
     row = profile_of({100: 30, 102: 40, 104: 30})
-    assert (row["poc"], row["val"], row["vah"]) == (102.0, 102.0, 104.0)
+    assert keys(row) == (102.0, 102.0, 104.0)
     assert row["va_coverage"] == approx(0.7)
     assert row["va_bin_count"] == 3
 
@@ -200,7 +218,7 @@ def test_expansion_walks_through_empty_bins():
     # 100:40, 101:0, 102:0, 103:60; total 100, target 70. POC 103 at the top edge; down: 102 (0),
     # 101 (0), 100 (40) -> 100 >= 70. VAL 100, VAH 103, coverage 1.0
     row = profile_of({100: 40, 103: 60})
-    assert (row["poc"], row["val"], row["vah"]) == (103.0, 100.0, 103.0)
+    assert keys(row) == (103.0, 100.0, 103.0)
     assert row["va_coverage"] == 1.0
 
 
@@ -210,20 +228,21 @@ def test_poc_tie_nearest_the_middle_then_lower_and_expansion_ties_go_up():
     # From 101 (30): 102:5 vs 100:5 tie -> upper 102 (35); 103:5 vs 100:5 tie -> upper 103 (40);
     # 104:30 > 100:5 -> 104 (70) >= 56. VAL 101, VAH 104, coverage 70 / 80 = 0.875.
     row = profile_of({100: 5, 101: 30, 102: 5, 103: 5, 104: 30, 105: 5})
-    assert (row["poc"], row["val"], row["vah"]) == (101.0, 101.0, 104.0)
+    assert keys(row) == (101.0, 101.0, 104.0)
     assert row["va_coverage"] == approx(0.875)
     # 100:30, 101:5, 102:5, 103:30, 104:5: middle 102; 100 is 2 away, 103 is 1 away -> POC 103
     # (the nearer one wins even though it is the higher price). Total 75, target 52.5:
     # 104:5 vs 102:5 tie -> 104 (35); then only 102:5 below -> 102 (40); 101:5 (45); 100:30 (75).
     row = profile_of({100: 30, 101: 5, 102: 5, 103: 30, 104: 5})
-    assert (row["poc"], row["val"], row["vah"]) == (103.0, 100.0, 104.0)
+    assert keys(row) == (103.0, 100.0, 104.0)
     assert row["va_coverage"] == 1.0
 
 
-def test_val_is_a_bin_key_so_a_low_at_val_is_not_below_it():
+def test_val_is_a_bin_edge_so_a_low_at_val_is_not_below_it():
     # tick 0.1, base bin 10 ticks (1.0 USD). Trades 100.0 x 3, 100.7 x 1, 101.2 x 2, 101.9 x 1 (lots):
     # bins 100.0: 4, 101.0: 3; total 7, target 4.9: POC 100.0 (4), then 101.0 -> 7. VAL = 100.0,
-    # exactly the key (1000 ticks x 0.1), and the bar's low 100.0 equals it (not below).
+    # exactly the lowest key (1000 ticks x 0.1), and the bar's low 100.0 equals it (not below);
+    # VAH = 102.0, the 101.0 bin's upper edge: the high 101.9 is inside value, not above VAH.
     trades = [
         (ns(0, 1), 100.0, 0.003, 1),
         (ns(0, 2), 100.7, 0.001, 1),
@@ -231,8 +250,10 @@ def test_val_is_a_bin_key_so_a_low_at_val_is_not_below_it():
         (ns(0, 4), 101.9, 0.001, 1),
     ]
     (row,) = run(trades, [], base_bin_ticks=10, min_va_bins=1)
-    assert row["val"] == 100.0 and row["vah"] == 101.0 and row["poc"] == 100.0
+    assert keys(row) == (100.0, 100.0, 101.0)
+    assert levels(row) == (100.5, 100.0, 102.0)
     assert row["low"] == row["val"] and not row["low"] < row["val"]
+    assert row["high"] == 101.9 and not row["high"] > row["vah"]
     assert row["bin_width"] == 1.0
 
 
@@ -455,7 +476,10 @@ def test_rebucketing_triggers():
     # POC keys floor(10003 / w) x w: w 1 -> 10003; 4 -> 2500 x 4 = 10000; 5 -> 2000 x 5 = 10000;
     # 6 -> 1667 x 6 = 10002; 10 -> 10000
     expected_poc = [1000.3, 1000.3, 1000.0, 1000.0, 1000.0, 1000.2, 1000.2, 1000.0]
-    assert [r["poc"] for r in rows] == [pytest.approx(x, rel=1e-12) for x in expected_poc]
+    assert [r["poc_bin"] for r in rows] == [pytest.approx(x, rel=1e-12) for x in expected_poc]
+    # the POC level is the middle of that bin at the applied width: + 0.05, 0.05, 0.2, 0.25, ...
+    widths = [1, 1, 4, 5, 5, 6, 6, 10]
+    assert [r["poc"] for r in rows] == [pytest.approx(x + w * 0.05, rel=1e-12) for x, w in zip(expected_poc, widths)]
     # an interval of 1000 minutes: no index in M0..M0+7 is a multiple of it, only the change rule acts
     assert all((M0 + i) % 1000 for i in range(8))
     rows = run(trades, quotes, rolling_window_minutes=2, alpha_bin=1.0, min_va_bins=1,
@@ -566,5 +590,6 @@ def test_va_fraction_is_compared_as_the_decimal_configured():
     # floating point 0.55 x 100 is 55.00000000000001, which would wrongly pull in 101)
     assert 0.55 * 100 > 55
     row = profile_of({100: 55, 101: 45}, va_fraction=0.55)
-    assert (row["poc"], row["val"], row["vah"]) == (100.0, 100.0, 100.0)
+    assert keys(row) == (100.0, 100.0, 100.0)
+    assert levels(row) == (100.5, 100.0, 101.0)
     assert row["va_coverage"] == approx(0.55)

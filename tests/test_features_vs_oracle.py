@@ -8,6 +8,7 @@ both rows side by side.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import gzip
 import json
@@ -327,6 +328,9 @@ NUMPY_CASES = [
                      qimb_ema_span_seconds=5.0, use_bvc=True, lookback_bvc=3)),
     (4, OracleParams(rolling_window_minutes=8, min_va_bins=4, va_fraction=0.55, alpha_bin=5.0,
                      spread_lookback_minutes=2, use_bvc=True, lookback_bvc=10)),
+    (5, OracleParams(rolling_window_minutes=6, min_va_bins=3, alpha_bin=30.0, order_flow_source="exchange")),
+    (6, OracleParams(rolling_window_minutes=4, min_va_bins=2, base_bin_ticks=3, use_tick_rule_fallback=False,
+                     order_flow_source="exchange")),
 ]  # fmt: skip
 
 
@@ -371,6 +375,84 @@ def test_synthetic_market_3h():
     assert sum(r["va_valid"] for r in rows) > 100
     assert len({r["bin_width_applied"] for r in rows}) > 3
     assert sum(r["disagree_quote"] for r in rows) > 0 and sum(r["disagree_stale"] for r in rows) > 0
+
+
+def assert_levels_are_the_value_area_edges(rows: list[dict], label: str) -> int:
+    """DESIGN.md: VAL = lower edge of the lowest VA bin, VAH = upper edge of the highest, POC =
+    centre of its bin, so VAL <= POC <= VAH and VAH - VAL = (number of VA bins) x applied width on
+    every minute with a value area. The number of VA bins comes from the bin keys. Returns how
+    many valid minutes were checked."""
+    checked = 0
+    for r in rows:
+        if math.isnan(r["poc"]):
+            assert math.isnan(r["val"]) and math.isnan(r["vah"]) and not r["va_valid"], (label, r["ts_min"])
+            continue
+        w = round(r["bin_width_applied"] * 10)
+        val, vah, poc = (round(r[c] * 10, 6) for c in ("val", "vah", "poc"))
+        val_bin, vah_bin, poc_bin = (round(r[c] * 10) for c in ("val_bin", "vah_bin", "poc_bin"))
+        assert val <= poc <= vah, (label, r["ts_min"], val, poc, vah)
+        n_bins = (vah_bin - val_bin) // w + 1
+        assert vah - val == n_bins * w and (vah_bin - val_bin) % w == 0, (label, r["ts_min"])
+        assert (val, vah, poc) == (val_bin, vah_bin + w, poc_bin + w / 2), (label, r["ts_min"])
+        checked += r["va_valid"]
+    return checked
+
+
+def test_levels_on_every_valid_minute():
+    trades, quotes = synthetic_market()
+    rows, engine, report = check(trades, quotes, SYNTH_PARAMS, "synthetic 3 h, seed 11")
+    assert not report, report
+    engine_rows = [dict(zip(engine, values)) for values in zip(*(engine[c].tolist() for c in engine))]
+    assert assert_levels_are_the_value_area_edges(engine_rows, "engine") > 100
+    assert assert_levels_are_the_value_area_edges(rows, "oracle") > 100
+    # the width varies over the run, so the identity is not one fixed multiple
+    assert len({r["bin_width_applied"] for r in engine_rows if r["va_valid"]}) > 3
+
+
+def _where_inference_is_exact(trades, quotes):
+    """The synthetic trades the quote rule signs as the exchange did: a buyer at or above the ask
+    of the latest earlier quote, a seller at or below its bid, in a millisecond with one side."""
+    q_ms = [q[0] // 1_000_000 for q in quotes]
+    sides_at: dict[int, set] = {}
+    for t in trades:
+        sides_at.setdefault(t[0] // 1_000_000, set()).add(t[3])
+    kept = []
+    for t in trades:
+        ms = t[0] // 1_000_000
+        k = bisect.bisect_left(q_ms, ms) - 1
+        if k < 0 or len(sides_at[ms]) > 1:
+            continue
+        _, bid, _, ask, _ = quotes[k]
+        if (t[3] == 1 and t[1] >= ask) or (t[3] == 2 and t[1] <= bid):
+            kept.append(t)
+    return kept
+
+
+def test_exchange_and_inferred_flow_agree_where_inference_is_exact_and_differ_where_not():
+    trades, quotes = synthetic_market()
+    exchange = replace(SYNTH_PARAMS, order_flow_source="exchange")
+    # 1. the synthetic market as generated: the exchange's flow, cell for cell the oracle's
+    rows, _, report = check(trades, quotes, exchange, "synthetic 3 h, seed 11, exchange taker side")
+    assert not report, report
+    inferred = run_engine(trades, quotes, SYNTH_PARAMS)
+    busy = [i for i, r in enumerate(rows) if r["trade_count"]]
+    for i in busy:
+        r = rows[i]
+        assert r["ambiguous_trade_frac_1m"] == 0.0, "every synthetic trade has a taker side"
+        assert r["of_1m"] == r["of_1m_exchange"] and inferred["of_1m"][i] == pytest.approx(r["of_1m_inferred"], abs=1e-12)
+    # latency and same-millisecond prints make the inference wrong now and then: the sources differ
+    differ = [i for i in busy if abs(rows[i]["of_1m_exchange"] - rows[i]["of_1m_inferred"]) > 1e-9]
+    assert len(differ) > len(busy) // 2 and all(rows[i]["side_disagree"] > 0 for i in differ)
+    # 2. only the trades inference signs exactly: the two sources give the same flow every minute
+    exact = _where_inference_is_exact(trades, quotes)
+    assert len(exact) > len(trades) // 2
+    rows, _, report = check(exact, quotes, exchange, "synthetic 3 h, exactly inferable trades, exchange")
+    assert not report, report
+    inferred = run_engine(exact, quotes, SYNTH_PARAMS)
+    busy = [i for i, r in enumerate(rows) if r["trade_count"]]
+    assert len(busy) > 150 and all(rows[i]["side_disagree"] == 0 for i in busy)
+    np.testing.assert_allclose(inferred["of_1m"][busy], [rows[i]["of_1m"] for i in busy], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(inferred["of_norm_1m"][busy], [rows[i]["of_norm_1m"] for i in busy], rtol=0, atol=1e-12)
 
 
 def test_synthetic_market_with_bvc_and_no_fallback():
@@ -421,6 +503,7 @@ def test_real_binance_feeds(binance_feeds):
     assert len(trades) == 974 + 9_727 + 21_313 and len(quotes) == 7_113 + 45_147 + 66_089
     rows, engine, report = check(trades, quotes, REAL_PARAMS, "real Binance feeds")
     assert not report, report
+    assert assert_levels_are_the_value_area_edges(rows, "real feeds") > 5
     # every minute from 2024-07-18 23:57 to 2024-08-09 00:00, the 20-day gap included
     first = min(trades[0][0], quotes[0][0]) // 60_000_000_000
     last = max(trades[-1][0], quotes[-1][0]) // 60_000_000_000
@@ -438,6 +521,18 @@ def test_real_feed_with_fallback_off_and_bvc(binance_feeds):
     params = replace(REAL_PARAMS, use_tick_rule_fallback=False, use_bvc=True, lookback_bvc=4, rolling_window_minutes=5)
     _, _, report = check(trades, quotes, params, "real Binance feeds, no fallback, BVC")
     assert not report, report
+
+
+def test_real_feed_with_the_exchange_taker_side(binance_feeds):
+    """Binance's `m` flag: the exchange's flow, equal to the oracle's reading cell for cell; it
+    differs from the inference on the minutes where some trade's inferred side was wrong."""
+    trades, quotes = _real_feeds(tuple(str(p) for p in binance_feeds))
+    params = replace(REAL_PARAMS, order_flow_source="exchange")
+    rows, _, report = check(trades, quotes, params, "real Binance feeds, exchange taker side")
+    assert not report, report
+    busy = [r for r in rows if r["trade_count"]]
+    assert all(r["ambiguous_trade_frac_1m"] == 0.0 for r in busy)
+    assert any(abs(r["of_1m_exchange"] - r["of_1m_inferred"]) > 1e-9 for r in busy if r["side_disagree"])
 
 
 # -- determinism ------------------------------------------------------------------------------------

@@ -59,7 +59,15 @@ CONFIGS = {
     "and-mode": ("ambiguous_trade_frac_max=0.0", "crossing_spread_mult=0.01", "pullback_spread_mult=100",
                  "accept_outside_k=2"),  # fmt: skip
 }
-SYNTH_CASES = [(seed, name) for name in CONFIGS for seed in SEEDS]
+# Fewer seeds each: the break-in confirmed by later closes, BVC and the exchange's taker side as
+# the order flow.
+MORE_CONFIGS = {
+    "inside-k3": ("accept_inside_k=3", "enable_retest_mode=false"),
+    "bvc": ("use_bvc=true", "lookback_bvc=30", "accept_outside_k=2"),
+    "exchange-flow": ("order_flow_source=exchange", "accept_outside_k=2", "enable_retest_mode=false"),
+}
+CONFIGS.update(MORE_CONFIGS)
+SYNTH_CASES = [(seed, name) for name in CONFIGS for seed in (SEEDS[:2] if name in MORE_CONFIGS else SEEDS)]
 
 REAL = ("rolling_window_minutes=3", "min_va_bins=5", "spread_lookback_minutes=3", "warmup_minutes=3")
 REAL_CONFIGS = {
@@ -157,17 +165,22 @@ def _fields(rec: dict) -> dict:
     retest = acc.get("retest")
     for f in ("direction", "locked", "extreme"):
         out[f"retest.{f}"] = None if retest is None else retest.get(f, "MISSING")
-    for f in ("setup", "entry", "stop", "tp1", "tp2"):
+    pending = acc.get("breakin_pending", "MISSING")
+    out["breakin_pending"] = pending if pending == "MISSING" else json.dumps(
+        [{k: round(v, 6) if isinstance(v, float) else v for k, v in sorted(x.items())} for x in pending])
+    for f in ("setup", "entry", "stop", "tp1", "tp2", "qty", "margin"):
         out[f"entry.{f}"] = snap.get(f, "MISSING")
     return out
 
 
 PRICE_FIELDS = {"up.locked", "up.extreme", "down.locked", "down.extreme", "retest.locked", "retest.extreme",
-                "entry.entry", "entry.stop", "entry.tp1", "entry.tp2"}  # fmt: skip
+                "entry.entry", "entry.stop", "entry.tp1", "entry.tp2", "entry.qty", "entry.margin"}  # fmt: skip
+SIZING_FIELDS = {"entry.qty", "entry.margin"}  # only in a backtest's records (the strategy sizes)
 
 
-def differences(engine: dict, oracle: dict, row: dict) -> list[tuple]:
-    """[(field, engine value, oracle value)] for one minute."""
+def differences(engine: dict, oracle: dict, row: dict, run_has_sizes: bool = False) -> list[tuple]:
+    """[(field, engine value, oracle value)] for one minute; ``run_has_sizes``: a backtest's
+    records, whose entries carry the sized quantity and margin."""
     e, o = _fields(engine), _fields(oracle)
     entering = engine["chosen_action"] != "HOLD" or oracle["chosen_action"] != "HOLD"
     diffs = []
@@ -175,6 +188,8 @@ def differences(engine: dict, oracle: dict, row: dict) -> list[tuple]:
         ov = o[f]
         if f.startswith("entry.") and not entering:
             continue  # levels are logged for entries only
+        if f in SIZING_FIELDS and (ev == "MISSING" or ov == "MISSING") and ev == ov or f in SIZING_FIELDS and "MISSING" in (ev, ov) and not run_has_sizes:
+            continue
         if f in PRICE_FIELDS:
             if not _same_price(ev, ov):
                 diffs.append((f, ev, ov))
@@ -308,24 +323,30 @@ def test_the_synthetic_markets_exercise_every_rule():
             notes["wait started"] += o["_wait_started"]
             notes[f"wait ended {o['_wait_ended']}"] += o["_wait_ended"] is not None
             notes["failed retest stop set by its own bar"] += o["_failed_stop_from_bar"]
-            notes["failed retest and plain failed breakout on one bar"] += (
-                sum(s.startswith("FAILBREAK") for s in o["_setups"]) > 1 and any(s.endswith(":RETEST_FAILED") for s in o["_setups"])
-            )  # fmt: skip
+            notes["break-in pending started"] += len(o["_pending_started"])
+            k = run["config"].acceptance.accept_outside_k
+            notes["poke run of fewer than k closes ended"] += any(0 < n < k for n in o["_ended"].values())
+            notes["failed acceptance (k closes) ended"] += any(n >= k for n in o["_ended"].values())
+            notes["break-in and failed breakout of one side on one bar"] += any(
+                o[f"signal_breakin_{x}"] and o[f"signal_failbreak_{x}"] for x in ("long", "short"))
     print("engine:", dict(sorted(engine.items())), "\noracle:", dict(sorted(oracle.items())), "\noracle notes:", dict(notes))
-    for counts in (engine, oracle):
-        for flag in FLAG_KEYS:
-            assert counts[flag] >= 50, (flag, counts[flag])
-        for reason in ("BREAKIN_LONG", "BREAKIN_SHORT", "FAILBREAK_LONG", "FAILBREAK_SHORT", "BREAKOUT_LONG", "BREAKOUT_SHORT",
-                       "BREAKOUT_LONG:RETEST", "BREAKOUT_SHORT:RETEST", "FAILBREAK_LONG:RETEST_FAILED",
-                       "FAILBREAK_SHORT:RETEST_FAILED", "RETEST_PENDING_LONG", "RETEST_PENDING_SHORT"):  # fmt: skip
-            assert counts[reason] >= 5, (reason, counts[reason])
-        for reason in ("CONFLICT_BREAKIN", "CONFLICT_FAILBREAK", "VA_INVALID", "WARMUP"):
-            assert counts[reason] >= 3, (reason, counts[reason])
-        no_target = sum(n for r, n in counts.items() if r.endswith(":NO_VALID_TARGET"))
-        assert no_target >= 20, no_target
-        assert counts["va_invalid_while_waiting"] >= 3
+    assert engine == oracle
+    for flag in FLAG_KEYS:
+        assert engine[flag] >= 25, (flag, engine[flag])
+    for reason in ("BREAKIN_LONG", "BREAKIN_SHORT", "FAILBREAK_LONG", "FAILBREAK_SHORT", "BREAKOUT_LONG", "BREAKOUT_SHORT",
+                   "BREAKOUT_LONG:RETEST", "BREAKOUT_SHORT:RETEST", "FAILBREAK_LONG:RETEST_FAILED",
+                   "FAILBREAK_SHORT:RETEST_FAILED", "RETEST_PENDING_LONG", "RETEST_PENDING_SHORT",
+                   "BREAKIN_PENDING_LONG", "BREAKIN_PENDING_SHORT"):  # fmt: skip
+        assert engine[reason] >= 5, (reason, engine[reason])
+    for reason in ("CONFLICT_BREAKIN", "VA_INVALID", "WARMUP", "RETEST_FAILED"):
+        assert engine[reason] >= 3, (reason, engine[reason])
+    no_target = sum(n for r, n in engine.items() if r.endswith(":NO_VALID_TARGET"))
+    assert no_target >= 20, no_target
+    assert engine["va_invalid_while_waiting"] >= 3
     assert notes["wait ended inside"] >= 20 and notes["wait ended retest"] >= 20
-    assert notes["failed retest and plain failed breakout on one bar"] >= 1
+    assert notes["break-in pending started"] >= 10
+    assert notes["poke run of fewer than k closes ended"] >= 50 and notes["failed acceptance (k closes) ended"] >= 50
+    assert notes["break-in and failed breakout of one side on one bar"] == 0, "A and C are exclusive"
 
 
 # -- the real feeds ----------------------------------------------------------------------------------
@@ -384,8 +405,9 @@ def test_hand_specv2_20_5_break_in():
     """specv2 §20.5 with its own numbers (a $1 tick, so "2 ticks" below the low is $49,818)."""
     bar = dict(vah=50100.0, val=49900.0, poc=50000.0, of=0.5, qimb=0.15, amb=0.20, spread=1.0)
     (rec,) = run_oracle([minute(0, 49850.0, 49920.0, 49820.0, 49950.0, trades=[49850, 49820, 49900, 49920, 49950], **bar)], tick=1.0)
-    # Checks 1-4 hold: break-in long; the failed-breakout long (OF_1m >= 0) holds too and loses on priority.
-    assert flags_of(rec) == {"breakin_long", "failbreak_long"}
+    # Checks 1-4 hold: break-in long. A poke (no acceptance below VAL before it) is never a failed
+    # breakout, although the failed-breakout initiative (OF_1m >= 0) would hold.
+    assert flags_of(rec) == {"breakin_long"}
     assert (rec["chosen_action"], rec["reason_code"]) == ("ENTER_LONG", "BREAKIN_LONG")
     assert rec["feature_snapshot"] == {"setup": "breakin", "entry": 49950.0, "stop": 49818.0, "tp1": 50000.0, "tp2": 50100.0}
     # High ambiguity needs OF and qimb together: qimb -0.2 fails both long tests.
@@ -464,9 +486,9 @@ def _retest_start():
 def test_hand_retest_then_failed_breakout():
     recs = run_oracle([
         *_retest_start(),
-        # Closes back under the locked 50100 with fail initiative short (OF <= 0). The live VAH is
-        # 50150 > high, so this is no plain failed breakout: only the failed retest.
-        minute(3, 50150.0, 50140.0, 50085.0, 50090.0, vah=50150.0, val=49900.0, poc=50000.0, trades=[50140.0, 50085.0, 50090.0], of=-4.0),
+        # Closes back under the locked 50100, trading through it, with fail initiative short (OF <= 0):
+        # the acceptance (2 closes, k = 2) failed - the failed retest, a case of C.
+        minute(3, 50150.0, 50140.0, 50085.0, 50090.0, vah=50150.0, val=49900.0, poc=50000.0, trades=[50140.0, 50100.0, 50085.0, 50090.0], of=-4.0),
     ], ["accept_outside_k=2", "enable_retest_mode=true"])  # fmt: skip
     assert [flags_of(r) for r in recs] == [set(), {"breakout_long"}, set(), {"failbreak_short"}]
     assert [r["acceptance_state"]["state"] for r in recs] == ["FLAT", "PENDING_RETEST", "PENDING_RETEST", "FLAT"]
@@ -514,7 +536,7 @@ def test_hand_conflicts_warmup_and_holds():
         minute(3, 50000.0, 50010.0, 49990.0, 50000.0, trades=[50000.0], **{**va, "va_valid": False}),
     ], ["warmup_minutes=2"])  # fmt: skip
     assert [r["reason_code"] for r in recs] == ["WARMUP", "CONFLICT_BREAKIN", "NO_TRADES", "VA_INVALID"]
-    assert flags_of(recs[1]) == {"breakin_long", "breakin_short", "failbreak_long", "failbreak_short"}
+    assert flags_of(recs[1]) == {"breakin_long", "breakin_short"}
     assert all(r["chosen_action"] == "HOLD" for r in recs)
 
 
@@ -546,3 +568,66 @@ def test_hand_a_fresh_breakout_on_a_retest_bar_waits_and_conflicts():
     assert flags_of(recs[1]) == {"breakout_long", "breakout_short"}
     assert (recs[1]["chosen_action"], recs[1]["reason_code"]) == ("HOLD", "CONFLICT_BREAKOUT")
     assert recs[1]["acceptance_state"]["retest"] == {"direction": -1, "locked": pytest.approx(50300.0), "extreme": pytest.approx(50100.1)}
+
+
+def test_hand_a_poke_is_a_break_in_and_a_failed_acceptance_a_failed_breakout():
+    va = dict(vah=50100.0, val=49900.0, poc=50000.0)
+    recs = run_oracle([
+        # Two closes below VAL (k = 2: the down sequence locks 49900 and fires; no initiative short,
+        # so no breakout), then a close back above it with buyers in control.
+        minute(0, 49910.0, 49910.0, 49880.0, 49890.0, trades=[49910.0, 49900.0, 49880.0, 49890.0], of=1.0, qimb=0.5, **va),
+        minute(1, 49890.0, 49895.0, 49870.0, 49880.0, trades=[49890.0, 49870.0, 49880.0], of=1.0, qimb=0.5, **va),
+        minute(2, 49880.0, 49930.0, 49875.0, 49920.0, trades=[49880.0, 49900.0, 49930.0, 49920.0], of=5.0, qimb=0.5, **va),
+    ], ["accept_outside_k=2", "enable_retest_mode=false"])  # fmt: skip
+    assert recs[1]["acceptance_state"]["down"]["count"] == 2
+    # The run had reached k: a failed breakout long, never a break-in; stop beyond the run's 49870.
+    assert flags_of(recs[2]) == {"failbreak_long"} and recs[2]["reason_code"] == "FAILBREAK_LONG"
+    assert recs[2]["feature_snapshot"]["stop"] == pytest.approx(49869.8)
+    # One close below VAL only (k = 2): the same last bar is a break-in (a poke of a run of 1), its
+    # stop beyond the run's extreme 49880 (below this bar's own low 49885).
+    recs = run_oracle([
+        minute(0, 49910.0, 49910.0, 49880.0, 49890.0, trades=[49910.0, 49900.0, 49880.0, 49890.0], of=1.0, qimb=0.5, **va),
+        minute(1, 49890.0, 49930.0, 49885.0, 49920.0, trades=[49890.0, 49900.0, 49930.0, 49920.0], of=5.0, qimb=0.5, **va),
+    ], ["accept_outside_k=2", "enable_retest_mode=false"])  # fmt: skip
+    assert flags_of(recs[1]) == {"breakin_long"} and recs[1]["feature_snapshot"]["stop"] == pytest.approx(49879.8)
+
+
+def test_hand_accept_inside_k_confirms_on_the_kth_close_inside():
+    va = dict(vah=50100.0, val=49900.0, poc=50000.05)  # a POC half a tick off the grid: TP1 50000.1 (half up)
+    poke = minute(0, 49910.0, 49920.0, 49880.0, 49915.0, trades=[49910.0, 49900.0, 49880.0, 49915.0], of=5.0, qimb=0.5, **va)
+    inside = minute(1, 49915.0, 49925.0, 49890.0, 49920.0, trades=[49915.0, 49890.0, 49920.0], **va)
+    recs = run_oracle([poke, inside], ["accept_inside_k=2"], tick=0.1)
+    assert recs[0]["reason_code"] == "BREAKIN_PENDING_LONG" and flags_of(recs[0]) == set()
+    assert recs[0]["acceptance_state"]["breakin_pending"] == [{"direction": 1, "edge": 49900.0, "extreme": 49880.0, "count": 1}]
+    assert flags_of(recs[1]) == {"breakin_long"} and recs[1]["chosen_action"] == "ENTER_LONG"
+    assert recs[1]["feature_snapshot"]["entry"] == pytest.approx(49920.0) and recs[1]["feature_snapshot"]["tp1"] == pytest.approx(50000.1)
+
+
+def test_hand_positions_from_the_venues_fills():
+    """The every-path reading on hand-made fills: in position, the time stop judged at the market
+    exit price net of fees (trailing while ahead), the cooldown after the exit, the sizing."""
+    from tests.signals_oracle import Execution
+
+    va = dict(vah=50100.0, val=49900.0, poc=50000.0)
+    poke = minute(0, 49910.0, 49920.0, 49880.0, 49915.0, trades=[49910.0, 49900.0, 49880.0, 49915.0], of=5.0, qimb=0.5, **va)
+    quiet = [minute(i, 49915.0, 49916.0, 49914.0, 49915.0, trades=[49915.0], **va) for i in range(1, 6)]
+    rows = [r for r, _ in [poke, *quiet]]
+    for r, bid in zip(rows, (49914.9, 49914.9, 49914.9, 49930.0, 49914.9, 49914.9)):
+        r.update(bid_px_close=bid, ask_px_close=bid + 0.1, mid_close=bid + 0.05, volume=1.0, bvc_net=0.0)
+    trades = {T0 + i: t for i, (_, t) in enumerate([poke, *quiet])}
+    ms = (T0 + 1) * 60_000  # the entry's decision time
+    fill = {"ts_event": (ms + 500) * 1_000_000, "side": "BUY", "price": 49915.1, "qty": 1.2, "commission": 29.949, "purpose": "entry",
+            "setup": "breakin", "signal_ts_min": T0 * 60_000, "client_order_id": "e", "order_type": "MARKET"}  # fmt: skip
+    exit_ = {**fill, "ts_event": (ms + 4 * 60_000 + 500) * 1_000_000, "side": "SELL", "price": 49914.8, "purpose": "time", "commission": 29.95, "client_order_id": "x"}
+    config = AuctionConfig().with_overrides(["warmup_minutes=1", "max_hold_minutes=2", "cooldown_minutes=3", "risk_pct=0.002"])
+    recs = oracle_signals(rows, trades, config, 0.1, Execution([fill, exit_]))
+    # sized on the 10,000 balance: 10,000 x 0.002 / (49915 - 49879.8) = 0.568 BTC
+    assert recs[0]["chosen_action"] == "ENTER_LONG" and recs[0]["feature_snapshot"]["qty"] == pytest.approx(0.568)
+    # the clock starts at 00:02 (the first close after the fill at 00:01:00.5); due from 00:04 -
+    # but at 00:04 the bid is 49,930: (49,929.9 - 49,915.1) x 1.2 - 29.949 - 1.2 x 49,929.9 x 5 bp
+    # = 17.76 - 29.949 - 29.958 < 0: not ahead, it exits (and says so again at 00:05, the exit
+    # filling only at 00:05:00.5).
+    assert [r["reason_code"] for r in recs[1:4]] == ["IN_POSITION", "IN_POSITION", "EXIT_TIME_STOP"]
+    assert [r["acceptance_state"]["state"] for r in recs[1:5]] == ["LONG", "LONG", "LONG", "LONG"]
+    # flat after the exit fill at 00:05:00.5: the 00:06 decision is flat (no signal: NO_SIGNAL)
+    assert recs[5]["acceptance_state"]["state"] == "FLAT" and recs[5]["reason_code"] == "NO_SIGNAL"

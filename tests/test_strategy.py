@@ -182,7 +182,7 @@ RUN_CONFIG = AuctionConfig().with_overrides(["rolling_window_minutes=60", "warmu
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     path = tmp_path_factory.mktemp("synthetic") / "cat"
-    write_synthetic(path, generate(4.0, 23, T0 + 5 * 3_600 * SEC), AuctionConfig())  # 05:00-09:00, crosses 08:00
+    write_synthetic(path, generate(4.0, 4, T0 + 5 * 3_600 * SEC), AuctionConfig())  # 05:00-09:00, crosses 08:00
     return path
 
 
@@ -286,5 +286,9 @@ def test_dry_run_replay_gives_the_backtests_signal_log_until_the_first_trade(two
     replayed = replay_signals(load_ticks(synthetic, BTCUSDT.instrument_id), RUN_CONFIG)
     first_entry = next(i for i, r in enumerate(run) if r["chosen_action"].startswith("ENTER"))
     assert first_entry > 60
-    assert replayed[: first_entry + 1] == run[: first_entry + 1]
+    assert replayed[:first_entry] == run[:first_entry]
+    # The entry's record also says what the strategy did: the quantity and the margin it sized on.
+    done = json.loads(run[first_entry]["feature_snapshot"])
+    assert done.pop("qty") > 0 and done.pop("margin") == RUN_CONFIG.backtest.starting_balance
+    assert {**run[first_entry], "feature_snapshot": done} == {**replayed[first_entry], "feature_snapshot": json.loads(replayed[first_entry]["feature_snapshot"])}
     assert len(replayed) == len(run)

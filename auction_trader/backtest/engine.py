@@ -218,6 +218,12 @@ def build_engine(
         liquidity_consumption=True,
         # A resting limit fills only after the size displayed ahead of it when it arrived traded.
         queue_position=True,
+        # Market orders are acknowledged before they fill, as Bybit does. Without the ack a market
+        # order that meets a price level the liquidity ledger above counts as used up - our
+        # slippage level touch +/- n ticks is no level of the real L1 book, so a first order
+        # "consumes" it - is neither filled nor rejected: Nautilus 1.231 slips only *open* orders
+        # to the next tick on an exhausted L1 book, and an unacknowledged market order is not open.
+        use_market_order_acks=True,
         bar_execution=False,
     )
     engine.add_instrument(instrument)

@@ -374,4 +374,15 @@ def _feature_stats(features: dict[str, np.ndarray], ambiguous_frac_max: float | 
             "disagree": n_dis,
             "agreement": _r(n_agree / (n_agree + n_dis)) if n_agree + n_dis else None,
         }
+    inferred, exchange, volume = (features.get(c) for c in ("of_1m_inferred", "of_1m_exchange", "volume"))
+    if inferred is not None and exchange is not None and volume is not None and agree is not None:
+        # How far the inferred order flow is from the exchange's recorded taker side, whichever of
+        # the two order_flow_source chose for the signals (minutes whose trades carry a side).
+        sided = (np.asarray(agree) + np.asarray(disagree)) > 0
+        i, e, v = (np.asarray(x, dtype=np.float64)[sided] for x in (inferred, exchange, volume))
+        out["order_flow_inferred_vs_exchange"] = {
+            "minutes": int(sided.sum()),
+            "mean_abs_of_norm_difference": _r(float(np.mean(np.abs(i - e) / v))) if len(v) else None,
+            "minutes_sign_differs": int(np.sum(np.sign(i) != np.sign(e))),
+        }
     return out

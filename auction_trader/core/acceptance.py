@@ -4,12 +4,26 @@ The first close beyond the value-area edge, on a bar that actually traded near t
 crossing, not a gap), starts a sequence and locks the edge. Each further close beyond the locked
 level counts; any close back inside resets to 0 - closes only, wicks are ignored. At k the
 breakout fires, once per sequence. Sequences are tracked whatever the position.
+
+The sequence that a close back inside ends is kept for that bar as :attr:`Sequence.ended`: how far
+it got decides between a break-in (a poke: fewer than k closes) and a failed breakout (a failed
+acceptance: k or more), DESIGN.md "Break-in vs failed breakout".
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A sequence that ended on the current bar: its count, locked level and its extreme - the
+    highest high (up) / lowest low (down) since it started, the ending bar included."""
+
+    count: int
+    locked: float
+    extreme: float
 
 
 @dataclass
@@ -24,6 +38,7 @@ class Sequence:
     fired: bool = False
     started_ts: int | None = None
     extreme: float = math.nan  # highest high (up) / lowest low (down) since the sequence started
+    ended: Ended | None = None  # the sequence this bar's close ended (this bar only)
 
     def update(self, ts_min: int, close: float, high: float, low: float, edge: float, crossed: bool) -> bool:
         """Feeds one closed bar; True when the breakout fires on it.
@@ -31,11 +46,14 @@ class Sequence:
         ``edge`` is this bar's VAH (up) or VAL (down), ``crossed`` whether the bar traded near it.
         """
         d = self.direction
+        self.ended = None
         if self.active:
             if d * (close - self.locked) > 0:
                 self.count += 1
                 self.extreme = max(self.extreme, high) if d > 0 else min(self.extreme, low)
             else:
+                extreme = max(self.extreme, high) if d > 0 else min(self.extreme, low)
+                self.ended = Ended(self.count, self.locked, extreme)
                 self.reset()
         if not self.active and not math.isnan(edge) and d * (close - edge) > 0 and crossed:
             self.active, self.locked, self.count, self.fired = True, edge, 1, False
@@ -50,4 +68,4 @@ class Sequence:
         self.started_ts, self.extreme = None, math.nan
 
     def state(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("direction", "k")}
+        return {k: v for k, v in asdict(self).items() if k not in ("direction", "k", "ended")}

@@ -1,8 +1,10 @@
 """Exit rules that are decided at a minute close (specv2 §9.1-9.2): the time stop with its
-profitable extension, and the breakout's close back inside value."""
+profitable extension, and the breakout's close back inside value; and what a market exit at that
+close would realise, which is what "profitable net of fees" is judged on."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -28,9 +30,21 @@ class TimeStop:
         return not (self.extend_if_profitable and net_unrealized > 0)
 
 
-def round_trip_fees(qty: float, entry: float, price: float, entry_fee_rate: float, exit_fee_rate: float) -> float:
-    """What opening and closing cost: the entry's actual fee rate, a market exit's taker rate."""
-    return qty * (entry * entry_fee_rate + price * exit_fee_rate)
+def market_exit_price(direction: int, bid: float, ask: float, slippage_ticks: int, tick: float) -> float:
+    """The price a market exit decided now would get: a long sells at the bid, a short buys at the
+    ask, ``slippage_ticks`` beyond it (the backtest's fill model; NaN without a quote)."""
+    if direction > 0:
+        return bid - slippage_ticks * tick
+    return ask + slippage_ticks * tick
+
+
+def net_exit_pnl(direction: int, qty: float, entry: float, exit_price: float, entry_fees: float, taker_rate: float) -> float:
+    """P&L of closing ``qty`` (entered at ``entry``, which cost ``entry_fees``) at ``exit_price``,
+    net of those entry fees and the exit's taker fee: positive means a market exit now would
+    leave the trade ahead after every fee. 0 when there is no price to judge on."""
+    if math.isnan(exit_price):
+        return 0.0
+    return direction * (exit_price - entry) * qty - entry_fees - qty * exit_price * taker_rate
 
 
 def closed_back_inside(direction: int, close: float, level: float) -> bool:

@@ -1,5 +1,5 @@
 """What the signal engine sees of one completed minute: the bar, the value area, the initiative
-figures, and a way to ask whether the bar traded near a price."""
+figures, the close quote, and a way to ask whether the bar traded near a price."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from auction_trader.config import AuctionConfig
+
 
 @dataclass(frozen=True)
 class Minute:
     """A closed minute. Prices NaN when undefined (no trades, no value area).
 
     ``nearest_trade`` answers the boundary-crossing question of specv2 §6.3: the distance from a
-    level to the closest trade price of this minute (None without trades).
+    level to the closest trade price of this minute (None without trades). ``bid`` / ``ask`` are
+    the close snapshot's quote: what a market exit decided at this close would meet.
     """
 
     ts_min: int  # ms
@@ -31,6 +34,8 @@ class Minute:
     ambiguous_frac: float
     spread_avg: float
     nearest_trade: Callable[[float], float | None] = field(repr=False, compare=False)
+    bid: float = math.nan
+    ask: float = math.nan
 
     @property
     def has_trades(self) -> bool:
@@ -53,7 +58,32 @@ class Minute:
             "poc": self.poc, "vah": self.vah, "val": self.val, "va_valid": self.va_valid,
             "of_1m": self.of_1m, "of_norm_1m": self.of_norm_1m, "qimb": self.qimb,
             "ambiguous_frac": self.ambiguous_frac, "spread_avg": self.spread_avg,
+            "bid": self.bid, "ask": self.ask,
         }  # fmt: skip
+
+
+def minute_from_row(row, config: AuctionConfig, nearest_trade: Callable[[float], float | None]) -> Minute:
+    """The minute the signal engine decides on, from a feature row (attributes as in
+    ``docs/features.md``), read the way the configuration says:
+
+    * ``qimb`` is ``qimb_close``, or ``qimb_ema_60s`` with ``qimb_source: ema``;
+    * with ``use_bvc`` the BVC proxy stands in for the order flow in the initiative test (specv2
+      §5.9): ``OF_1m = bvc_net``, ``OF_norm_1m = bvc_net / volume``, and the ambiguous fraction -
+      a measure of how unreliable trade classification was - no longer applies (0);
+    * otherwise ``of_1m`` / ``of_norm_1m`` / the ambiguous fraction as the feature engine built
+      them from ``order_flow_source``.
+    """
+    qimb = row.qimb_ema_60s if config.quote_imbalance.qimb_source == "ema" else row.qimb_close
+    if config.initiative.use_bvc:
+        of = row.bvc_net
+        of_norm = of / row.volume if row.volume > 0 else math.nan
+        ambiguous = 0.0
+    else:
+        of, of_norm, ambiguous = row.of_1m, row.of_norm_1m, row.ambiguous_trade_frac_1m
+    return Minute(
+        row.ts_min, row.open, row.high, row.low, row.close, row.poc, row.vah, row.val, bool(row.va_valid),
+        of, of_norm, qimb, ambiguous, row.spread_avg_60m, nearest_trade, row.bid_px_close, row.ask_px_close,
+    )  # fmt: skip
 
 
 def trades_at(prices: list[float]) -> Callable[[float], float | None]:

@@ -1,4 +1,4 @@
-"""The three setups (specv2 §6.4-6.6) as trigger conditions plus the trade they propose.
+"""The three setups (specv2 §6.4-6.6, DESIGN.md "Signals") as trigger conditions plus the trade they propose.
 
 Each trigger returns a :class:`Candidate` or None. A candidate carries its entry reference (the
 trigger bar's close: the entry is a limit there), stop and targets; a target on the wrong side of
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from auction_trader.config import AuctionConfig
+from auction_trader.core.acceptance import Ended
 from auction_trader.core.initiative import LONG, SHORT, entry_initiative, fail_initiative
 from auction_trader.core.minute import Minute
 
@@ -62,12 +63,20 @@ class Levels:
         self.pullback_mult = config.acceptance.pullback_spread_mult
 
     def ticks(self, price: float) -> int:
-        """A price on the grid (bar prices, bin keys) as a whole number of ticks."""
+        """A price on the grid (bar prices, bin edges) as a whole number of ticks."""
         return round(price / self.tick)
+
+    def half_ticks(self, price: float) -> Fraction:
+        """A price on the half-tick grid (the POC, the middle of its bin) as exact ticks."""
+        return Fraction(round(2 * price / self.tick), 2)
 
     def price(self, ticks: int | Fraction) -> float:
         """Ticks (exact: an int or a Fraction) to the nearest grid price, halves up."""
         return round(math.floor(ticks + Fraction(1, 2)) * self.tick, self.decimals)
+
+    def on_grid(self, price: float) -> float:
+        """A level that may sit half a tick off the grid (the POC), as an order price: halves up."""
+        return price if math.isnan(price) else self.price(self.half_ticks(price))
 
     def beyond(self, price: float, direction: int) -> float:
         """``stop_buffer_ticks`` beyond ``price`` in ``direction`` (+1 above, -1 below), on the grid."""
@@ -88,36 +97,57 @@ def _targets(direction: int, entry: float, *targets: float) -> list[float | None
     return [t if not math.isnan(t) and direction * (t - entry) > 0 else None for t in targets]
 
 
-def breakin(direction: int, m: Minute, config: AuctionConfig, lv: Levels) -> Candidate | None:
-    """Failed auction back into value: a wick through the edge, a close back inside (§6.4)."""
+def _value_targets(direction: int, m: Minute, lv: Levels) -> list[float | None]:
+    """Break-in and failed-breakout targets: TP1 the POC (on the grid, halves up), TP2 the
+    opposite value-area edge."""
+    return _targets(direction, m.close, lv.on_grid(m.poc), m.vah if direction == LONG else m.val)
+
+
+def breakin_trigger(direction: int, m: Minute, config: AuctionConfig, lv: Levels, run: Ended | None) -> float | None:
+    """Break-in (A, specv2 §6.4): a poke beyond the edge closing back inside value.
+
+    The poke is this bar's own excursion (low below VAL for a long), or a run of fewer than
+    ``accept_outside_k`` closes beyond it that ``run`` (the sequence this bar's close ended, if any)
+    records; its extreme is the most extreme price of either. The bar must close back inside, trade
+    near the edge (a crossing) and show entry initiative in ``direction``. A run that had reached k
+    closes is no poke: that is a failed breakout (:func:`failbreak`), never a break-in.
+
+    Returns the poke's extreme (the stop is beyond it), or None when there is no trigger.
+    """
+    if run is not None and run.count >= config.acceptance.accept_outside_k:
+        return None
     if direction == LONG:
-        edge, poked, back = m.val, m.low < m.val, m.close > m.val
+        edge = m.val
+        extreme = min(m.low, run.extreme) if run is not None else m.low
+        poked, back = extreme < edge, m.close > edge
     else:
-        edge, poked, back = m.vah, m.high > m.vah, m.close < m.vah
+        edge = m.vah
+        extreme = max(m.high, run.extreme) if run is not None else m.high
+        poked, back = extreme > edge, m.close < edge
     if not (poked and back and m.crossed(edge, lv.crossing_distance(m)) and entry_initiative(direction, m, config, "entry")):
         return None
-    extreme = m.low if direction == LONG else m.high
-    tp1, tp2 = _targets(direction, m.close, m.poc, m.vah if direction == LONG else m.val)
+    return extreme
+
+
+def breakin_candidate(direction: int, m: Minute, lv: Levels, extreme: float) -> Candidate:
+    """The break-in trade at this close: stop beyond the poke's extreme, TP1 POC, TP2 the opposite edge."""
+    tp1, tp2 = _value_targets(direction, m, lv)
     return Candidate(BREAKIN, direction, m.close, lv.beyond(extreme, -direction), tp1, tp2)
 
 
-def failbreak(direction: int, m: Minute, config: AuctionConfig, lv: Levels, poke_extreme: float | None = None) -> Candidate | None:
-    """Fakeout: a poke beyond the edge that closes back inside, against the poke (§6.6).
+def failbreak(direction: int, m: Minute, config: AuctionConfig, lv: Levels, locked: float, extreme: float, via: str = "") -> Candidate | None:
+    """Failed breakout (C, specv2 §6.6): an acceptance that had reached ``accept_outside_k`` closes
+    beyond ``locked`` (taken or not) and this bar is the first close back inside.
 
-    ``direction`` is the trade's: SHORT after a poke above VAH. ``poke_extreme`` replaces the bar's
-    own high/low when the poke lasted longer (a failed retest)."""
-    if direction == SHORT:
-        edge, poked, back = m.vah, m.high > m.vah, m.close < m.vah
-    else:
-        edge, poked, back = m.val, m.low < m.val, m.close > m.val
-    if not (poked and back and m.crossed(edge, lv.crossing_distance(m)) and fail_initiative(direction, m, config)):
+    ``direction`` is the trade's: SHORT after a failed acceptance above VAH. The bar must have traded
+    beyond the locked edge (``high > locked``) and near it (a crossing), with the failed-breakout
+    initiative (``of_fail_*``, ``qimb_fail_min``). ``extreme`` is the most extreme price since the
+    sequence started, this bar included: the stop goes beyond it."""
+    d = -direction  # the direction of the failed acceptance
+    poked = d * ((m.high if d > 0 else m.low) - locked) > 0
+    if not (poked and m.crossed(locked, lv.crossing_distance(m)) and fail_initiative(direction, m, config)):
         return None
-    return failbreak_candidate(direction, m, lv, poke_extreme)
-
-
-def failbreak_candidate(direction: int, m: Minute, lv: Levels, poke_extreme: float | None = None, via: str = "") -> Candidate:
-    extreme = poke_extreme if poke_extreme is not None else (m.high if direction == SHORT else m.low)
-    tp1, tp2 = _targets(direction, m.close, m.poc, m.val if direction == SHORT else m.vah)
+    tp1, tp2 = _value_targets(direction, m, lv)
     return Candidate(FAILBREAK, direction, m.close, lv.beyond(extreme, -direction), tp1, tp2, via=via)
 
 

@@ -1,10 +1,11 @@
 """The signal engine (specv2 §6): a state machine fed one completed minute at a time.
 
 Every minute it updates the acceptance sequences (whatever the position), evaluates the three
-setups in both directions, handles a pending breakout retest, and decides: HOLD, ENTER_LONG,
-ENTER_SHORT or EXIT, with a reason code. It proposes; the strategy executes and reports back
-(:meth:`SignalEngine.position_opened`, :meth:`SignalEngine.position_closed`), because only fills
-say whether and when a position exists. Each minute also yields a ``signals_1m`` record.
+setups in both directions, handles a pending breakout retest and a break-in awaiting its
+``accept_inside_k`` closes, and decides: HOLD, ENTER_LONG, ENTER_SHORT or EXIT, with a reason
+code. It proposes; the strategy executes and reports back (:meth:`SignalEngine.position_opened`,
+:meth:`SignalEngine.position_closed`), because only fills say whether and when a position exists.
+Each minute also yields a ``signals_1m`` record. ``docs/signals.md`` is the contract.
 
 States: FLAT, LONG, SHORT, and PENDING_RETEST (flat, a breakout accepted, waiting for the
 pullback). Precedence on one bar: break-in > failed breakout > breakout; both directions of the
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from auction_trader.config import AuctionConfig
 from auction_trader.core.acceptance import Sequence
 from auction_trader.core.exits import TimeStop, closed_back_inside
-from auction_trader.core.initiative import LONG, SHORT, entry_initiative, fail_initiative
+from auction_trader.core.initiative import LONG, SHORT, entry_initiative
 from auction_trader.core.minute import Minute
 from auction_trader.core.risk import Cooldown
 from auction_trader.core.setups import (
@@ -32,10 +33,10 @@ from auction_trader.core.setups import (
     PRIORITY,
     Candidate,
     Levels,
-    breakin,
+    breakin_candidate,
+    breakin_trigger,
     breakout_candidate,
     failbreak,
-    failbreak_candidate,
 )
 
 HOLD, ENTER_LONG, ENTER_SHORT, EXIT = "HOLD", "ENTER_LONG", "ENTER_SHORT", "EXIT"
@@ -49,12 +50,16 @@ FLAGS = (
 )
 
 
+def side(direction: int) -> str:
+    return "LONG" if direction == LONG else "SHORT"
+
+
 @dataclass
 class Context:
     """What only the strategy knows, handed over at each minute close."""
 
     kill_switch: bool = False
-    net_unrealized: float = 0.0  # open position's unrealized P&L minus round-trip fees
+    net_unrealized: float = 0.0  # open position's P&L at the price a market exit gets, net of round-trip fees
     entry_working: bool = False  # an entry order is still working
 
 
@@ -88,6 +93,19 @@ class _Retest:
 
 
 @dataclass
+class _PendingBreakin:
+    """A break-in triggered, waiting for ``accept_inside_k`` closes inside the edge it poked."""
+
+    direction: int  # the trade's
+    edge: float  # the edge poked, as it stood on the trigger bar
+    extreme: float  # the poke's extreme, updated by later bars
+    count: int  # closes inside so far, the trigger bar's included
+
+    def state(self) -> dict:
+        return {"direction": self.direction, "edge": self.edge, "extreme": self.extreme, "count": self.count}
+
+
+@dataclass
 class SignalEngine:
     """See the module docstring. ``tick`` is the instrument's price increment."""
 
@@ -96,6 +114,7 @@ class SignalEngine:
     minutes: int = 0
     position: _Position | None = None
     retest: _Retest | None = None
+    pending: dict[int, _PendingBreakin] = field(default_factory=dict)
     up: Sequence = field(init=False)
     down: Sequence = field(init=False)
     cooldown: Cooldown = field(init=False)
@@ -110,7 +129,7 @@ class SignalEngine:
     @property
     def state(self) -> str:
         if self.position is not None:
-            return "LONG" if self.position.direction == LONG else "SHORT"
+            return side(self.position.direction)
         return "PENDING_RETEST" if self.retest is not None else "FLAT"
 
     # -- reports from the strategy ---------------------------------------------------------------
@@ -153,31 +172,61 @@ class SignalEngine:
             val = m.val if m.va_valid else math.nan
             fired_up = self.up.update(m.ts_min, m.close, m.high, m.low, vah, m.crossed(vah, dist) if m.va_valid else False)
             fired_down = self.down.update(m.ts_min, m.close, m.high, m.low, val, m.crossed(val, dist) if m.va_valid else False)
+        else:
+            self.up.ended = self.down.ended = None
 
         warmed = self.minutes >= self.config.startup.warmup_minutes
         live = warmed and m.va_valid and m.has_trades
         found: dict[str, dict[int, Candidate]] = {BREAKIN: {}, FAILBREAK: {}, BREAKOUT: {}}
         flags = dict.fromkeys(FLAGS, 0)
-        retest_note = ""
+        note = ""
         if live:
-            for d in (LONG, SHORT):
-                for setup, fn in ((BREAKIN, breakin), (FAILBREAK, failbreak)):
-                    c = fn(d, m, self.config, lv)
+            self._breakins(m, found)
+            for d, run in ((SHORT, self.up.ended), (LONG, self.down.ended)):
+                if run is not None and run.count >= self.config.acceptance.accept_outside_k:
+                    c = failbreak(d, m, self.config, lv, run.locked, run.extreme)
                     if c is not None:
-                        found[setup][d] = c
+                        found[FAILBREAK][d] = c
             for d, fired, seq in ((LONG, fired_up, self.up), (SHORT, fired_down, self.down)):
                 if fired and entry_initiative(d, m, self.config, "breakout"):
                     found[BREAKOUT][d] = breakout_candidate(d, m, self.config, lv, seq.locked)
             _flag(flags, found)  # a breakout that now waits for its retest still signalled
-            retest_note = self._retest(m, found)
+            note = self._retest(m, found)
             _flag(flags, found)
+            if not note and self.pending:
+                note = "BREAKIN_PENDING_" + side(LONG if LONG in self.pending else SHORT)
 
-        decision = self._decide(m, ctx, found, flags, warmed, retest_note)
+        decision = self._decide(m, ctx, found, flags, warmed, note)
         return decision, self._record(m, flags, decision)
+
+    def _breakins(self, m: Minute, found: dict[str, dict[int, Candidate]]) -> None:
+        """Break-ins (A): a trigger enters at once with ``accept_inside_k`` 1; otherwise it waits for
+        that many closes inside the edge it poked, the trigger bar's included. A close not inside
+        ends the wait. Mutates ``found``."""
+        k_in = self.config.acceptance.accept_inside_k
+        for d in list(self.pending):
+            p = self.pending[d]
+            if d * (m.close - p.edge) <= 0:  # closed back beyond the edge: the poke was accepted
+                del self.pending[d]
+                continue
+            p.count += 1
+            p.extreme = min(p.extreme, m.low) if d == LONG else max(p.extreme, m.high)
+            if p.count >= k_in:
+                del self.pending[d]
+                found[BREAKIN][d] = breakin_candidate(d, m, self.levels, p.extreme)
+        for d, run in ((LONG, self.down.ended), (SHORT, self.up.ended)):
+            extreme = breakin_trigger(d, m, self.config, self.levels, run)
+            if extreme is None or d in found[BREAKIN] or d in self.pending:
+                continue
+            if k_in <= 1:
+                found[BREAKIN][d] = breakin_candidate(d, m, self.levels, extreme)
+            else:
+                self.pending[d] = _PendingBreakin(d, m.val if d == LONG else m.vah, extreme, 1)
 
     def _retest(self, m: Minute, found: dict[str, dict[int, Candidate]]) -> str:
         """Retest mode (§6.5): a fresh breakout waits for a pullback to the locked edge; a close back
-        inside while waiting is a failed breakout the other way. Mutates ``found``."""
+        inside while waiting ends the wait, and with the failed-breakout conditions it is a failed
+        breakout the other way (a case of C). Mutates ``found``."""
         if not self.config.modes.enable_retest_mode:
             return ""
         note = ""
@@ -187,25 +236,28 @@ class SignalEngine:
             if closed_back_inside(d, m.close, r.locked):
                 self.retest = None
                 note = "RETEST_FAILED"
-                if fail_initiative(-d, m, self.config):
-                    # The poke is the whole breakout: its extreme since the sequence began sets the
-                    # stop, also when the bar on its own is a failed breakout too.
-                    extreme = max(r.extreme, m.high) if d == LONG else min(r.extreme, m.low)
-                    found[FAILBREAK][-d] = failbreak_candidate(-d, m, self.levels, extreme, via="retest_failed")
+                # The poke is the whole breakout: its extreme since the sequence began sets the stop.
+                run = self.up.ended if d == LONG else self.down.ended
+                extreme = max(r.extreme, m.high) if d == LONG else min(r.extreme, m.low)
+                if run is not None and run.locked == r.locked:
+                    extreme = max(extreme, run.extreme) if d == LONG else min(extreme, run.extreme)
+                c = failbreak(-d, m, self.config, self.levels, r.locked, extreme, via="retest_failed")
+                if c is not None:
+                    found[FAILBREAK][-d] = c  # replaces a plain failed breakout of that side
             elif d * (r.locked - (m.low if d == LONG else m.high)) >= -self.levels.pullback_distance(m):
                 self.retest = None
                 stop_from = m.low if d == LONG else m.high
                 found[BREAKOUT][d] = breakout_candidate(d, m, self.config, self.levels, r.locked, stop_from, via="retest")
             else:
                 r.extreme = max(r.extreme, m.high) if d == LONG else min(r.extreme, m.low)
-                note = f"RETEST_PENDING_{'LONG' if d == LONG else 'SHORT'}"
+                note = f"RETEST_PENDING_{side(d)}"
         for d, seq in ((LONG, self.up), (SHORT, self.down)):
             fresh = found[BREAKOUT].get(d)
             if fresh is not None and fresh.via == "":
                 # Accepted now: wait for the retest instead of entering.
                 del found[BREAKOUT][d]
                 self.retest = _Retest(d, seq.locked, seq.extreme, m.ts_min)
-                note = f"RETEST_PENDING_{'LONG' if d == LONG else 'SHORT'}"
+                note = f"RETEST_PENDING_{side(d)}"
         return note
 
     def _decide(self, m: Minute, ctx: Context, found: dict[str, dict[int, Candidate]], flags: dict[str, int], warmed: bool, note: str) -> Decision:
@@ -259,6 +311,7 @@ class SignalEngine:
             "up": self.up.state(),
             "down": self.down.state(),
             "retest": None if self.retest is None else {"direction": self.retest.direction, "locked": self.retest.locked, "extreme": self.retest.extreme},
+            "breakin_pending": [p.state() for _, p in sorted(self.pending.items())],
             "state": self.state,
         }
         snapshot = m.snapshot()
@@ -275,6 +328,17 @@ class SignalEngine:
         }
 
 
+def amend(record: dict, action: str | None = None, reason: str | None = None, **snapshot) -> None:
+    """Change a ``signals_1m`` record in place to what was actually done: its action, its reason,
+    and fields of its feature snapshot (e.g. the quantity an entry was sized to)."""
+    if action is not None:
+        record["chosen_action"] = action
+    if reason is not None:
+        record["reason_code"] = reason
+    if snapshot:
+        record["feature_snapshot"] = _json({**json.loads(record["feature_snapshot"]), **snapshot})
+
+
 def _flag(flags: dict[str, int], found: dict[str, dict[int, Candidate]]) -> None:
     for setup, by_dir in found.items():
         for d in by_dir:
@@ -289,6 +353,8 @@ def _json(value: dict) -> str:
             return None
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
         return v
 
     return json.dumps(clean(value), sort_keys=True, separators=(",", ":"))

@@ -56,6 +56,16 @@ def _floor_steps(qty: float, step: float) -> int:
     return int(math.floor(qty / step + 1e-9))
 
 
+def remainder_within_cap(remaining_steps: int, equity: float, held_qty: float, held_price: float, price: float, qty_step: float, max_leverage: float) -> int:
+    """The rest of an entry (``remaining_steps``, to go at ``price``) trimmed so that the position
+    - ``held_qty`` already held, valued at ``held_price`` - stays within ``max_leverage × equity``:
+    what the venue's margin check (Bybit's, the backtest's order gate) lets through."""
+    room = max_leverage * equity - held_qty * held_price
+    if room <= 0 or price <= 0:
+        return 0
+    return max(0, min(remaining_steps, _floor_steps(room / price, qty_step)))
+
+
 def tp_split(steps: int, tp1_pct: float) -> tuple[int, int]:
     """(steps at TP1, steps at TP2): TP1's share rounded to the nearest step (halves up), at least
     one step when the position holds more than one; a one-step position exits whole at TP2.
@@ -68,8 +78,14 @@ def tp_split(steps: int, tp1_pct: float) -> tuple[int, int]:
     return tp1, steps - tp1
 
 
-def heat(positions: list[tuple[float, float, float]], available_margin: float) -> float:
-    """Risk on the table: Σ qty × |entry − stop| / available margin (specv2 §9.5)."""
-    if available_margin <= 0:
-        return math.inf if positions else 0.0
-    return sum(qty * abs(entry - stop) for qty, entry, stop in positions) / available_margin
+def heat(positions: list[tuple[float, float, float]], capital: float) -> float:
+    """Risk on the table (specv2 §9.5, DESIGN.md "Sizing and exits"): Σ open qty × |entry − current
+    stop| / the capital the sizing is based on - equity less the margin held by *other* positions
+    (with one position at a time, the equity). A fresh uncapped trade shows about ``risk_pct``; a
+    trade whose stop moved to breakeven shows 0; a leverage-capped trade less than ``risk_pct``.
+
+    (Dividing by the free margin instead - near 0 at the leverage cap - gave figures like 1219 %.)
+    """
+    if capital <= 0:
+        return math.inf if any(qty * abs(entry - stop) > 0 for qty, entry, stop in positions) else 0.0
+    return sum(qty * abs(entry - stop) for qty, entry, stop in positions) / capital

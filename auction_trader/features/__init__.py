@@ -42,6 +42,7 @@ def engine_config(config: AuctionConfig, spec: InstrumentSpec = BTCUSDT) -> rust
         min_va_bins=va.min_va_bins,
         max_quote_staleness_ms=init.max_quote_staleness_ms,
         use_tick_rule_fallback=init.use_tick_rule_fallback,
+        order_flow_source=init.order_flow_source,
         qimb_ema_span_seconds=qi.qimb_ema_span_seconds,
         spread_lookback_minutes=qi.spread_lookback_minutes,
         use_bvc=init.use_bvc,
@@ -173,4 +174,23 @@ def summary(table: pa.Table) -> str:
             lines.append(f"{'    ' + label:<52} {count:>10,}   ({count / known:.2%})")
     if unknown:
         lines.append(f"{'trades without a taker side in the data':<52} {unknown:>10,}")
+    lines += flow_comparison(col)
     return "\n".join(lines)
+
+
+def flow_comparison(col: dict) -> list[str]:
+    """How far the inferred order flow differs from the exchange's taker side, minute by minute
+    (both are in every features table, whatever ``order_flow_source`` chose for ``of_1m``)."""
+    volume = col["volume"]
+    sided = (col["side_agree"] + col["side_disagree"]) > 0
+    if not sided.any():
+        return []
+    inferred, exchange = col["of_1m_inferred"][sided], col["of_1m_exchange"][sided]
+    gap = np.abs(inferred - exchange) / volume[sided]
+    flipped = int(np.sum(np.sign(inferred) != np.sign(exchange)))
+    n = int(sided.sum())
+    return [
+        f"{'order flow, inferred vs the exchange taker side':<52} {n:>10,}   minutes",
+        f"{'  mean |OF_norm inferred - OF_norm exchange|':<52} {float(np.mean(gap)):>10.4f}",
+        f"{'  minutes where the sign of OF_1m differs':<52} {flipped:>10,}   ({flipped / n:.2%})",
+    ]

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::order_flow::OrderFlowSource;
+
 /// Everything the feature engine needs to know, with the spec's defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
@@ -32,6 +34,8 @@ pub struct EngineConfig {
     pub max_quote_staleness_ms: i64,
     /// Sign ambiguous prints with the zero-tick-continuation tick rule (true).
     pub use_tick_rule_fallback: bool,
+    /// Where `of_1m`, `of_norm_1m` and the ambiguous fraction come from (inferred).
+    pub order_flow_source: OrderFlowSource,
     /// Time constant of the continuous-time qimb EMA in seconds (60).
     pub qimb_ema_span_seconds: f64,
     /// Minutes in the rolling mean of the close spread (60).
@@ -57,6 +61,7 @@ impl Default for EngineConfig {
             min_va_bins: 20,
             max_quote_staleness_ms: 250,
             use_tick_rule_fallback: true,
+            order_flow_source: OrderFlowSource::Inferred,
             qimb_ema_span_seconds: 60.0,
             spread_lookback_minutes: 60,
             use_bvc: false,

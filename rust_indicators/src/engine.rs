@@ -20,96 +20,119 @@ use crate::profile::RollingProfile;
 use crate::quotes::{ImbalanceEma, Quote, QuoteBook, SpreadWindow};
 use crate::volatility::{computed_width_ticks, AppliedWidth, Volatility};
 
-/// Column names of a [`FeatureRow`], in order: specv2 §3.3 `bars_1m` + `features_1m`, then the
-/// engine's additions.
-pub const FEATURE_COLUMNS: [&str; 40] = [
-    "ts_min",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "vwap",
-    "trade_count",
-    "bid_px_close",
-    "ask_px_close",
-    "bid_sz_close",
-    "ask_sz_close",
-    "spread_close",
-    "spread_avg_60m",
-    "mid_close",
-    "sigma_240",
-    "bin_width",
-    "poc",
-    "vah",
-    "val",
-    "va_coverage",
-    "va_bin_count",
-    "of_1m",
-    "of_norm_1m",
-    "qimb_close",
-    "qimb_ema_60s",
-    "ambiguous_trade_frac_1m",
-    "total_volume_4h",
-    "va_valid",
-    "bin_width_applied",
-    "side_agree",
-    "side_disagree",
-    "side_unknown",
-    "disagree_same_ts",
-    "disagree_stale",
-    "disagree_fallback",
-    "disagree_inside",
-    "disagree_quote",
-    "quote_staleness_max_ms",
-    "bvc_net",
-];
+/// Defines [`FeatureRow`], [`FEATURE_COLUMNS`] and [`columns`] from one list, so a column is
+/// named once: its field, its place in the output and its column vector cannot drift apart.
+macro_rules! feature_row {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+        /// One closed minute. Prices and sizes in the instrument's units; NaN where undefined.
+        /// Each field is the column of the same name in `docs/features.md`.
+        #[derive(Debug, Clone, PartialEq)]
+        #[cfg_attr(feature = "python", pyo3::pyclass(get_all, frozen, module = "rust_indicators"))]
+        #[allow(missing_docs)] // each field is the column of the same name in docs/features.md
+        pub struct FeatureRow {
+            $($(#[$doc])* pub $name: $ty,)*
+        }
 
-/// One closed minute. Prices and sizes in the instrument's units; NaN where undefined.
+        /// Column names of a [`FeatureRow`], in order: specv2 §3.3 `bars_1m` + `features_1m`,
+        /// then the engine's additions.
+        pub const FEATURE_COLUMNS: &[&str] = &[$(stringify!($name)),*];
+
+        /// Rows as named columns, in [`FEATURE_COLUMNS`] order (the batch outputs).
+        pub fn columns(rows: &[FeatureRow]) -> Vec<(&'static str, Column)> {
+            vec![$((stringify!($name), <$ty as ColumnType>::column(rows.iter().map(|r| r.$name).collect()))),*]
+        }
+    };
+}
+
+/// One output column: the values of one field over a run of rows.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(get_all, frozen, module = "rust_indicators"))]
-#[allow(missing_docs)] // each field is the column of the same name in docs/features.md
-pub struct FeatureRow {
-    pub ts_min: i64,
-    pub open: f64,
-    pub high: f64,
-    pub low: f64,
-    pub close: f64,
-    pub volume: f64,
-    pub vwap: f64,
-    pub trade_count: i64,
-    pub bid_px_close: f64,
-    pub ask_px_close: f64,
-    pub bid_sz_close: f64,
-    pub ask_sz_close: f64,
-    pub spread_close: f64,
-    pub spread_avg_60m: f64,
-    pub mid_close: f64,
-    pub sigma_240: f64,
-    pub bin_width: f64,
-    pub poc: f64,
-    pub vah: f64,
-    pub val: f64,
-    pub va_coverage: f64,
-    pub va_bin_count: i64,
-    pub of_1m: f64,
-    pub of_norm_1m: f64,
-    pub qimb_close: f64,
-    pub qimb_ema_60s: f64,
-    pub ambiguous_trade_frac_1m: f64,
-    pub total_volume_4h: f64,
-    pub va_valid: bool,
-    pub bin_width_applied: f64,
-    pub side_agree: i64,
-    pub side_disagree: i64,
-    pub side_unknown: i64,
-    pub disagree_same_ts: i64,
-    pub disagree_stale: i64,
-    pub disagree_fallback: i64,
-    pub disagree_inside: i64,
-    pub disagree_quote: i64,
-    pub quote_staleness_max_ms: f64,
-    pub bvc_net: f64,
+pub enum Column {
+    /// Integer column (times, counts, bin keys in ticks are not used: keys are prices).
+    I64(Vec<i64>),
+    /// Float column (prices, sizes, ratios; NaN where undefined).
+    F64(Vec<f64>),
+    /// Boolean column.
+    Bool(Vec<bool>),
+}
+
+/// The field types a [`FeatureRow`] may hold, and how a column of them is built.
+pub trait ColumnType: Sized {
+    /// The column of these values.
+    fn column(values: Vec<Self>) -> Column;
+}
+
+impl ColumnType for i64 {
+    fn column(values: Vec<Self>) -> Column {
+        Column::I64(values)
+    }
+}
+
+impl ColumnType for f64 {
+    fn column(values: Vec<Self>) -> Column {
+        Column::F64(values)
+    }
+}
+
+impl ColumnType for bool {
+    fn column(values: Vec<Self>) -> Column {
+        Column::Bool(values)
+    }
+}
+
+feature_row! {
+    ts_min: i64,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+    vwap: f64,
+    trade_count: i64,
+    bid_px_close: f64,
+    ask_px_close: f64,
+    bid_sz_close: f64,
+    ask_sz_close: f64,
+    spread_close: f64,
+    spread_avg_60m: f64,
+    mid_close: f64,
+    sigma_240: f64,
+    bin_width: f64,
+    /// Centre of the POC bin (`poc_bin` + half the applied width).
+    poc: f64,
+    /// Upper edge of the highest value-area bin (`vah_bin` + the applied width).
+    vah: f64,
+    /// Lower edge of the lowest value-area bin (`val_bin`).
+    val: f64,
+    va_coverage: f64,
+    va_bin_count: i64,
+    of_1m: f64,
+    of_norm_1m: f64,
+    qimb_close: f64,
+    qimb_ema_60s: f64,
+    ambiguous_trade_frac_1m: f64,
+    total_volume_4h: f64,
+    va_valid: bool,
+    bin_width_applied: f64,
+    /// Key (lower edge) of the POC bin.
+    poc_bin: f64,
+    /// Key (lower edge) of the lowest value-area bin.
+    val_bin: f64,
+    /// Key (lower edge) of the highest value-area bin.
+    vah_bin: f64,
+    /// Order flow inferred from trades against quotes, whatever `order_flow_source` says.
+    of_1m_inferred: f64,
+    /// Order flow from the exchange's recorded taker side (trades without one count 0).
+    of_1m_exchange: f64,
+    side_agree: i64,
+    side_disagree: i64,
+    side_unknown: i64,
+    disagree_same_ts: i64,
+    disagree_stale: i64,
+    disagree_fallback: i64,
+    disagree_inside: i64,
+    disagree_quote: i64,
+    quote_staleness_max_ms: f64,
+    bvc_net: f64,
 }
 
 /// Streaming feature engine; see the module docs.
@@ -297,7 +320,7 @@ impl FeatureEngine {
         if let Some(print) = self.print.take() {
             let quote = self.book.strictly_before(print.ts_ms);
             let c = self.classifier.classify(&print, quote);
-            self.flow.add(&print, &c, self.cfg.max_quote_staleness_ms);
+            self.flow.add(&print, &c, self.cfg.max_quote_staleness_ms, self.cfg.order_flow_source);
         }
     }
 
@@ -351,8 +374,8 @@ impl FeatureEngine {
             mid_close: mid_ticks.map_or(nan, p),
             sigma_240: sigma.unwrap_or(nan),
             bin_width: p(computed as f64),
-            poc: va.map_or(nan, |v| p(v.poc as f64)),
-            vah: va.map_or(nan, |v| p(v.vah as f64)),
+            poc: va.map_or(nan, |v| p((2 * v.poc + applied) as f64 / 2.0)),
+            vah: va.map_or(nan, |v| p((v.vah + applied) as f64)),
             val: va.map_or(nan, |v| p(v.val as f64)),
             va_coverage: va.map_or(nan, |v| v.coverage()),
             va_bin_count: va_bins as i64,
@@ -364,6 +387,11 @@ impl FeatureEngine {
             total_volume_4h: s(self.profile.total_lots() as f64),
             va_valid: va_bins >= cfg.min_va_bins,
             bin_width_applied: p(applied as f64),
+            poc_bin: va.map_or(nan, |v| p(v.poc as f64)),
+            val_bin: va.map_or(nan, |v| p(v.val as f64)),
+            vah_bin: va.map_or(nan, |v| p(v.vah as f64)),
+            of_1m_inferred: s(flow.of_inferred_lots as f64),
+            of_1m_exchange: s(flow.of_exchange_lots as f64),
             side_agree: flow.agree as i64,
             side_disagree: flow.disagree as i64,
             side_unknown: flow.unknown as i64,
@@ -584,7 +612,10 @@ mod tests {
         }
         e.finish();
         let row = e.last_row().unwrap();
-        assert_eq!((row.poc, row.val, row.vah, row.va_bin_count), (100.5, 100.0, 100.5, 2));
+        assert_eq!((row.poc_bin, row.val_bin, row.vah_bin, row.va_bin_count), (100.5, 100.0, 100.5, 2));
+        // Levels are the value area's price range: VAL the lowest bin's lower edge, VAH the
+        // highest bin's upper edge, POC the centre of its bin.
+        assert_eq!((row.val, row.poc, row.vah), (100.0, 100.75, 101.0));
         assert_eq!(row.bin_width, 0.5);
     }
 
@@ -598,7 +629,9 @@ mod tests {
         e.finish();
         let row = e.last_row().unwrap();
         assert_eq!((row.va_bin_count, row.va_valid), (2, false));
-        assert_eq!((row.poc, row.val, row.vah), (100.1, 100.0, 100.1));
+        assert_eq!((row.poc_bin, row.val_bin, row.vah_bin), (100.1, 100.0, 100.1));
+        assert_eq!((row.val, row.vah), (100.0, 100.2));
+        assert!((row.poc - 100.15).abs() < 1e-9, "centre of the one-tick bin 100.1");
         let empty = FeatureEngine::new(EngineConfig::default()).unwrap();
         assert!(empty.last_row().is_none());
     }
@@ -684,6 +717,33 @@ mod tests {
                 e.finish();
                 let streamed = e.drain_rows();
                 prop_assert_eq!(format!("{batch:?}"), format!("{streamed:?}"));
+            }
+
+            /// On every minute with a value area: VAL <= POC <= VAH, the levels are the keys'
+            /// edges (VAL = val_bin, VAH = vah_bin + width, POC = poc_bin + width / 2), and
+            /// VAH - VAL is a whole number of applied widths: the bins from val_bin to vah_bin.
+            #[test]
+            fn levels_are_the_value_area_edges(evs in events(), window in 1usize..8, base in 1i64..4, alpha in 0.1f64..40.0) {
+                let cfg = EngineConfig { rolling_window_minutes: window, min_va_bins: 1, base_bin_ticks: base, alpha_bin: alpha, rebucket_interval_minutes: 1, ..Default::default() };
+                let mut e = FeatureEngine::new(cfg).unwrap();
+                for ev in &evs {
+                    feed(&mut e, ev);
+                }
+                e.finish();
+                for row in e.drain_rows() {
+                    if row.poc.is_nan() {
+                        prop_assert!(row.val.is_nan() && row.vah.is_nan() && row.poc_bin.is_nan() && !row.va_valid);
+                        continue;
+                    }
+                    let (w, t) = ((row.bin_width_applied * 10.0).round() as i64, |x: f64| (x * 10.0).round() as i64);
+                    prop_assert!(row.val <= row.poc && row.poc <= row.vah, "{row:?}");
+                    prop_assert_eq!(t(row.val), t(row.val_bin));
+                    prop_assert_eq!(t(row.vah), t(row.vah_bin) + w);
+                    prop_assert_eq!((row.poc * 20.0).round() as i64, 2 * t(row.poc_bin) + w);
+                    let va_bins = (t(row.vah_bin) - t(row.val_bin)) / w + 1;
+                    prop_assert_eq!(t(row.vah) - t(row.val), va_bins * w);
+                    prop_assert!(t(row.val_bin) <= t(row.poc_bin) && t(row.poc_bin) <= t(row.vah_bin));
+                }
             }
         }
     }

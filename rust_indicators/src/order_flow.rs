@@ -4,6 +4,10 @@
 //! Trades sharing a millisecond are one **print** (a taker order split across makers). A print's
 //! price is its VWAP, kept as the exact rational `Σ ticks×lots / Σ lots`, so `price >= ask` is an
 //! integer comparison and never depends on float rounding.
+//!
+//! [`OrderFlowSource`] picks what the minute's flow is built from: the inference (the spec's
+//! method) or the exchange's recorded taker side (Bybit `S`, Binance `m`). Both flows are always
+//! computed, so a run on either source shows how far the other would have differed.
 
 use std::cmp::Ordering;
 
@@ -15,6 +19,29 @@ pub const NO_AGGRESSOR: u8 = 0;
 pub const BUYER: u8 = 1;
 /// The seller was the taker.
 pub const SELLER: u8 = 2;
+
+/// Where the minute's order flow comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderFlowSource {
+    /// The quote rule against the latest quote strictly before each print, the tick rule when
+    /// ambiguous (specv2 §5.7).
+    #[default]
+    Inferred,
+    /// The exchange's taker side of each trade; a trade without one takes its print's inferred
+    /// sign and counts as ambiguous when the quote rule could not sign that print.
+    Exchange,
+}
+
+impl OrderFlowSource {
+    /// From its configuration name (`inferred` / `exchange`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "inferred" => Some(Self::Inferred),
+            "exchange" => Some(Self::Exchange),
+            _ => None,
+        }
+    }
+}
 
 /// The trades of one millisecond.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,12 +58,16 @@ pub struct Print {
     pub sellers: u64,
     /// Trades without a taker side in the data.
     pub unknown: u64,
+    /// Lots the exchange marks buyer-initiated.
+    pub buy_lots: i64,
+    /// Lots the exchange marks seller-initiated.
+    pub sell_lots: i64,
 }
 
 impl Print {
     /// An empty print at `ts_ms`.
     pub fn new(ts_ms: i64) -> Self {
-        Self { ts_ms, lots: 0, notional: 0, buyers: 0, sellers: 0, unknown: 0 }
+        Self { ts_ms, lots: 0, notional: 0, buyers: 0, sellers: 0, unknown: 0, buy_lots: 0, sell_lots: 0 }
     }
 
     /// Adds one trade.
@@ -45,8 +76,14 @@ impl Print {
         self.lots += lots;
         self.notional += price as i128 * lots as i128;
         match side {
-            BUYER => self.buyers += 1,
-            SELLER => self.sellers += 1,
+            BUYER => {
+                self.buyers += 1;
+                self.buy_lots += lots;
+            }
+            SELLER => {
+                self.sellers += 1;
+                self.sell_lots += lots;
+            }
             _ => self.unknown += 1,
         }
     }
@@ -131,10 +168,14 @@ impl Classifier {
 /// Order-flow figures of one minute.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlowMinute {
-    /// Σ sign × print size, lots.
+    /// The configured source's flow, lots: `of_1m`.
     pub of_lots: i64,
-    /// Volume of prints the quote rule left ambiguous, lots.
+    /// The configured source's ambiguous volume, lots.
     pub ambiguous_lots: i64,
+    /// Σ inferred sign × print size, lots.
+    pub of_inferred_lots: i64,
+    /// Σ buyer lots − seller lots as the exchange recorded them.
+    pub of_exchange_lots: i64,
     /// Trades whose print's sign equals the exchange's taker side.
     pub agree: u64,
     /// Trades whose print's sign differs from the exchange's taker side.
@@ -149,10 +190,25 @@ pub struct FlowMinute {
 
 impl FlowMinute {
     /// Books a classified print.
-    pub fn add(&mut self, print: &Print, c: &Classified, max_staleness_ms: i64) {
-        self.of_lots += c.sign as i64 * print.lots;
-        if c.quote_sign == 0 {
-            self.ambiguous_lots += print.lots;
+    pub fn add(&mut self, print: &Print, c: &Classified, max_staleness_ms: i64, source: OrderFlowSource) {
+        let inferred = c.sign as i64 * print.lots;
+        let exchange = print.buy_lots - print.sell_lots;
+        self.of_inferred_lots += inferred;
+        self.of_exchange_lots += exchange;
+        match source {
+            OrderFlowSource::Inferred => {
+                self.of_lots += inferred;
+                if c.quote_sign == 0 {
+                    self.ambiguous_lots += print.lots;
+                }
+            }
+            OrderFlowSource::Exchange => {
+                let unknown_lots = print.lots - print.buy_lots - print.sell_lots;
+                self.of_lots += exchange + c.sign as i64 * unknown_lots;
+                if c.quote_sign == 0 {
+                    self.ambiguous_lots += unknown_lots;
+                }
+            }
         }
         if let Some(s) = c.staleness_ms {
             self.max_staleness_ms = Some(self.max_staleness_ms.map_or(s, |m| m.max(s)));
@@ -209,7 +265,7 @@ mod tests {
             for (i, &(price, lots)) in trades.iter().enumerate() {
                 let p = print(1000 * (i as i64 + 1), &[(price, lots, NO_AGGRESSOR)]);
                 let c = classifier.classify(&p, Some(&q));
-                flow.add(&p, &c, 250);
+                flow.add(&p, &c, 250, OrderFlowSource::Inferred);
             }
             assert_eq!(flow.of_lots, of, "OF_1m = 0.3 with the fallback, 0.15 without");
             assert_eq!(flow.ambiguous_lots, ambiguous, "ambiguous 0.15 of 0.7");
@@ -250,21 +306,50 @@ mod tests {
         let mut flow = FlowMinute::default();
         // Mixed-side print at the ask: +1 agrees with 2 buyers, disagrees with 1 seller (same ts).
         let p = print(1000, &[(101, 1, BUYER), (101, 1, SELLER), (101, 1, BUYER)]);
-        flow.add(&p, &c.classify(&p, Some(&fresh)), 250);
+        flow.add(&p, &c.classify(&p, Some(&fresh)), 250, OrderFlowSource::Inferred);
         // Seller-marked print at the ask against a fresh quote: latency.
         let p = print(1001, &[(101, 2, SELLER)]);
-        flow.add(&p, &c.classify(&p, Some(&fresh)), 250);
+        flow.add(&p, &c.classify(&p, Some(&fresh)), 250, OrderFlowSource::Inferred);
         // The same against a 300 ms old quote: stale.
         let p = print(1290, &[(101, 2, SELLER)]);
-        flow.add(&p, &c.classify(&p, Some(&fresh)), 250);
+        flow.add(&p, &c.classify(&p, Some(&fresh)), 250, OrderFlowSource::Inferred);
         // Inside the spread, tick rule says up (+1), exchange says seller: fallback.
         let wide = quote(1295, 98, 104);
         let p = print(1300, &[(102, 1, SELLER), (102, 1, NO_AGGRESSOR)]);
-        flow.add(&p, &c.classify(&p, Some(&wide)), 250);
+        flow.add(&p, &c.classify(&p, Some(&wide)), 250, OrderFlowSource::Inferred);
         assert_eq!((flow.agree, flow.disagree, flow.unknown), (2, 4, 1));
         // same timestamp, stale, fallback, inside, quote rule
         assert_eq!(flow.causes, [1, 1, 1, 0, 1]);
         assert_eq!(flow.max_staleness_ms, Some(300));
         assert_eq!(flow.ambiguous_lots, 2);
+    }
+
+    #[test]
+    fn exchange_source_reads_the_taker_side_and_falls_back_per_trade() {
+        // A print at the bid that the exchange says buyers lifted (latency), and an inside print
+        // whose trades carry no side.
+        let q = quote(0, 100, 104);
+        let mut c = Classifier::new(false);
+        let (mut inferred, mut exchange) = (FlowMinute::default(), FlowMinute::default());
+        let at_bid = print(10, &[(100, 3, BUYER), (100, 1, SELLER)]);
+        let inside = print(20, &[(102, 5, NO_AGGRESSOR)]);
+        for p in [&at_bid, &inside] {
+            let k = c.classify(p, Some(&q));
+            inferred.add(p, &k, 250, OrderFlowSource::Inferred);
+            exchange.add(p, &k, 250, OrderFlowSource::Exchange);
+        }
+        // Inferred: the bid print is -4, the inside one unsigned (no fallback) and ambiguous.
+        assert_eq!((inferred.of_lots, inferred.ambiguous_lots), (-4, 5));
+        // Exchange: +3 - 1 from the recorded sides; the unsided inside print signs 0 and stays
+        // ambiguous (its own sides are unknown).
+        assert_eq!((exchange.of_lots, exchange.ambiguous_lots), (2, 5));
+        for f in [&inferred, &exchange] {
+            assert_eq!((f.of_inferred_lots, f.of_exchange_lots), (-4, 2), "both flows always reported");
+        }
+        // Where every trade has a side the exchange source has no ambiguity at all.
+        let mut all_sided = FlowMinute::default();
+        let p = print(30, &[(102, 2, SELLER)]);
+        all_sided.add(&p, &c.classify(&p, Some(&q)), 250, OrderFlowSource::Exchange);
+        assert_eq!((all_sided.of_lots, all_sided.ambiguous_lots), (-2, 0));
     }
 }

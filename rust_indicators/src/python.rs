@@ -10,7 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::config::EngineConfig;
-use crate::engine::{self, FeatureEngine, FeatureRow, FEATURE_COLUMNS};
+use crate::engine::{self, Column, FeatureEngine, FeatureRow, FEATURE_COLUMNS};
+use crate::order_flow::OrderFlowSource;
 use crate::value_area::{self as va, ValueAreaError};
 
 /// `(poc, val, vah, va_volume, total_volume)` as returned to Python.
@@ -53,7 +54,8 @@ impl PyEngineConfig {
     #[pyo3(signature = (*, tick_size=0.1, size_step=0.001, rolling_window_minutes=240, va_fraction=0.7,
         base_bin_ticks=1, alpha_bin=0.25, bin_width_max_ticks=200, rebucket_interval_minutes=15,
         rebucket_change_pct=0.25, min_va_bins=20, max_quote_staleness_ms=250, use_tick_rule_fallback=true,
-        qimb_ema_span_seconds=60.0, spread_lookback_minutes=60, use_bvc=false, lookback_bvc=60))]
+        order_flow_source="inferred", qimb_ema_span_seconds=60.0, spread_lookback_minutes=60, use_bvc=false,
+        lookback_bvc=60))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         tick_size: f64,
@@ -68,11 +70,14 @@ impl PyEngineConfig {
         min_va_bins: usize,
         max_quote_staleness_ms: i64,
         use_tick_rule_fallback: bool,
+        order_flow_source: &str,
         qimb_ema_span_seconds: f64,
         spread_lookback_minutes: usize,
         use_bvc: bool,
         lookback_bvc: usize,
     ) -> PyResult<Self> {
+        let order_flow_source = OrderFlowSource::parse(order_flow_source)
+            .ok_or_else(|| value_error(format!("order_flow_source must be 'inferred' or 'exchange', got {order_flow_source:?}")))?;
         let cfg = EngineConfig {
             tick_size,
             size_step,
@@ -86,6 +91,7 @@ impl PyEngineConfig {
             min_va_bins,
             max_quote_staleness_ms,
             use_tick_rule_fallback,
+            order_flow_source,
             qimb_ema_span_seconds,
             spread_lookback_minutes,
             use_bvc,
@@ -185,7 +191,7 @@ impl FeatureRow {
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = columns(py, std::slice::from_ref(self))?;
         let out = PyDict::new(py);
-        for name in FEATURE_COLUMNS {
+        for &name in FEATURE_COLUMNS {
             out.set_item(name, d.get_item(name)?.expect("column present").get_item(0)?)?;
         }
         Ok(out)
@@ -199,19 +205,13 @@ impl FeatureRow {
 /// Rows -> {column: numpy array} in FEATURE_COLUMNS order.
 fn columns<'py>(py: Python<'py>, rows: &[FeatureRow]) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
-    macro_rules! col {
-        ($($name:ident),* $(,)?) => {
-            $( out.set_item(stringify!($name), rows.iter().map(|r| r.$name).collect::<Vec<_>>().into_pyarray(py))?; )*
-        };
+    for (name, column) in engine::columns(rows) {
+        match column {
+            Column::I64(v) => out.set_item(name, v.into_pyarray(py))?,
+            Column::F64(v) => out.set_item(name, v.into_pyarray(py))?,
+            Column::Bool(v) => out.set_item(name, v.into_pyarray(py))?,
+        }
     }
-    col!(
-        ts_min, open, high, low, close, volume, vwap, trade_count, bid_px_close, ask_px_close, bid_sz_close,
-        ask_sz_close, spread_close, spread_avg_60m, mid_close, sigma_240, bin_width, poc, vah, val, va_coverage,
-        va_bin_count, of_1m, of_norm_1m, qimb_close, qimb_ema_60s, ambiguous_trade_frac_1m, total_volume_4h,
-        va_valid, bin_width_applied, side_agree, side_disagree, side_unknown, disagree_same_ts, disagree_stale,
-        disagree_fallback, disagree_inside, disagree_quote, quote_staleness_max_ms, bvc_net,
-    );
-    debug_assert_eq!(out.len(), FEATURE_COLUMNS.len());
     Ok(out)
 }
 
