@@ -93,23 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"--start {args.start} is after --end {args.end}")
 
     from auction_trader.backtest import outputs  # noqa: PLC0415 (Nautilus import: after the cheap checks)
-    from auction_trader.backtest.engine import load_data  # noqa: PLC0415
     from auction_trader.backtest.report import summary_table  # noqa: PLC0415
     from auction_trader.data.errors import DataError  # noqa: PLC0415
 
-    try:
-        data = load_data(catalog, config.instrument_id, start, end)
-        if not data[0]:
-            raise DataError(f"{catalog}: no trades or quotes for {config.instrument_id}" + (" in the requested range" if args.start or args.end else ""))
-    except DataError as exc:
-        return fail(str(exc))
     try:
         factory = outputs.auction_strategy_factory()
     except outputs.StrategyUnavailable as exc:
         return fail(f"{exc}. The backtest infrastructure is ready; the strategy arrives with its own issue.", 2)
     try:
         result = outputs.run_single(
-            config, catalog, start, end, args.out, factory, progress=not args.quiet, report=not args.no_report, data=data,
+            config, catalog, start, end, args.out, factory, progress=not args.quiet, report=not args.no_report,
         )
     except DataError as exc:
         return fail(str(exc))

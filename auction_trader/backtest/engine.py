@@ -63,6 +63,7 @@ from nautilus_trader.trading.strategy import Strategy
 
 from auction_trader.backtest.fills import BybitMarginModel, SlippageFillModel
 from auction_trader.backtest.progress import Progress
+from auction_trader.backtest.stream import scan_range, stream_ticks
 from auction_trader.backtest.venue import VenueModule
 from auction_trader.config import AuctionConfig
 from auction_trader.data.errors import DataError
@@ -100,6 +101,7 @@ class BacktestContext:
     trades: int
     quotes: int
     end_of_run: EndOfRun | None = None
+    streamed: bool = False  # ticks pulled from the catalog as the run goes (cannot be replayed again)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -167,16 +169,24 @@ def build_engine(
 
     ``progress``: print a line to stderr every ``progress_minutes`` of simulated time (default:
     about twenty lines per run, on a round number of minutes).
-    ``data``: ticks already loaded by :func:`load_data` (grids reuse them).
+    ``data``: ticks already loaded by :func:`load_data` - an engine that can be reset and run
+    again (grids reuse them); None (default): the range is streamed from the catalog in blocks
+    (:mod:`.stream`), in bounded memory, for one run.
     ``margin_check=False`` lets orders beyond the leverage limit through (Nautilus's own behaviour).
     Raises :class:`~auction_trader.data.errors.DataError` when the range holds no ticks.
     """
     instrument = btcusdt_perpetual(config)
     iid = instrument.id
+    next_tick = config.execution.fill_on_next_quote
     if data is None:
-        data = load_data(catalog, str(iid), start_ns, end_ns)
-    ticks, n_trades, n_quotes = data
-    if not ticks:
+        span = scan_range(catalog, str(iid), start_ns, end_ns)
+        n_trades, n_quotes, first_ts, last_ts = span.trades, span.quotes, span.first_ts, span.last_ts
+        end_ts = span.before_last_ts if next_tick and span.before_last_ts is not None else last_ts
+    else:
+        ticks, n_trades, n_quotes = data
+        first_ts, last_ts = (ticks[0].ts_init, ticks[-1].ts_init) if ticks else (-1, -1)
+        end_ts = _end_of_run_ts(ticks, next_tick) if ticks else -1
+    if n_trades + n_quotes == 0:
         where = "" if start_ns is None and end_ns is None else " in the requested range"
         raise DataError(f"{catalog}: no trades or quotes for {iid}{where}")
     if n_quotes == 0:
@@ -194,7 +204,7 @@ def build_engine(
         iid,
         USDT,
         config.backtest.funding_rate_8h_bps,
-        _progress(len(ticks), ticks[0].ts_init, ticks[-1].ts_init, progress, progress_minutes),
+        _progress(n_trades + n_quotes, first_ts, last_ts, progress, progress_minutes),
     )
     venue.engine = engine
     fill_model = SlippageFillModel(execution.slippage_ticks_entry, execution.slippage_ticks_exit, touch=venue.touch)
@@ -227,13 +237,16 @@ def build_engine(
         bar_execution=False,
     )
     engine.add_instrument(instrument)
-    engine.add_data(ticks, sort=False)
-    engine.sort_data()  # stable: keeps the merged order
+    if data is None:
+        engine.add_data_iterator("ticks", stream_ticks(catalog, str(iid), start_ns, end_ns))
+    else:
+        engine.add_data(ticks, sort=False)
+        engine.sort_data()  # stable: keeps the merged order
     engine.add_strategy(strategy)
     guard = OrderGate(engine, iid, Decimal(repr(config.sizing.max_leverage)), venue, check_margin=margin_check)
     end_of_run = None
     if flatten_at_end:
-        end_of_run = EndOfRun(strategy, iid, _end_of_run_ts(ticks, config.execution.fill_on_next_quote))
+        end_of_run = EndOfRun(strategy, iid, end_ts)
         engine.add_actor(end_of_run)
     ctx = BacktestContext(
         config=config,
@@ -245,11 +258,12 @@ def build_engine(
         guard=guard,
         start_ns=start_ns,
         end_ns=end_ns,
-        first_ts=ticks[0].ts_init,
-        last_ts=ticks[-1].ts_init,
+        first_ts=first_ts,
+        last_ts=last_ts,
         trades=n_trades,
         quotes=n_quotes,
         end_of_run=end_of_run,
+        streamed=data is None,
     )
     return engine, ctx
 
@@ -269,6 +283,8 @@ def rearm_engine(
     funding rate, everything the strategy reads) apply. ``config`` must have the engine's
     :func:`venue_shape` (ValueError otherwise). Returns the new run's context.
     """
+    if ctx.streamed:
+        raise ValueError("a streamed engine has no ticks to replay again; build it with data=load_data(...) to reuse it")
     if venue_shape(config) != venue_shape(ctx.config):
         built = dict(zip(VENUE_SHAPE, venue_shape(ctx.config), strict=True))
         wanted = dict(zip(VENUE_SHAPE, venue_shape(config), strict=True))
@@ -315,7 +331,8 @@ def auto_progress_minutes(first_ns: int, last_ns: int, lines: int = 20) -> int:
 def run_engine(engine: BacktestEngine, ctx: BacktestContext) -> None:
     """Run to the end of the data, reseeding first; settles the last funding instants and progress."""
     reseed()
-    engine.run()
+    # Explicit bounds: a streamed engine holds no data list from which Nautilus could take them.
+    engine.run(start=ctx.first_ts, end=ctx.last_ts)
     ctx.venue.finish(ctx.last_ts)
 
 
