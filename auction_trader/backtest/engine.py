@@ -64,7 +64,7 @@ from nautilus_trader.trading.strategy import Strategy
 from auction_trader.backtest.fills import BybitMarginModel, SlippageFillModel
 from auction_trader.backtest.progress import Progress
 from auction_trader.backtest.stream import scan_range, stream_ticks
-from auction_trader.backtest.venue import VenueModule
+from auction_trader.backtest.venue import MinuteMarks, VenueModule
 from auction_trader.config import AuctionConfig
 from auction_trader.data.errors import DataError
 from auction_trader.instrument import btcusdt_perpetual
@@ -101,6 +101,7 @@ class BacktestContext:
     trades: int
     quotes: int
     end_of_run: EndOfRun | None = None
+    marks: MinuteMarks | None = None
     streamed: bool = False  # ticks pulled from the catalog as the run goes (cannot be replayed again)
     extra: dict = field(default_factory=dict)
 
@@ -243,6 +244,8 @@ def build_engine(
         engine.add_data(ticks, sort=False)
         engine.sort_data()  # stable: keeps the merged order
     engine.add_strategy(strategy)
+    marks = MinuteMarks(venue, first_ts)
+    engine.add_actor(marks)
     guard = OrderGate(engine, iid, Decimal(repr(config.sizing.max_leverage)), venue, check_margin=margin_check)
     end_of_run = None
     if flatten_at_end:
@@ -264,6 +267,7 @@ def build_engine(
         quotes=n_quotes,
         end_of_run=end_of_run,
         streamed=data is None,
+        marks=marks,
     )
     return engine, ctx
 
@@ -293,6 +297,7 @@ def rearm_engine(
     venue = ctx.venue
     venue.funding_rate_bps = config.backtest.funding_rate_8h_bps
     venue.progress = _progress(ctx.ticks, ctx.first_ts, ctx.last_ts, progress, progress_minutes)
+    venue.rejoin()  # the exchange resets only the modules it holds
     engine.reset()  # the exchange resets the VenueModule, the trader its actors and strategies
     _remove_strategy(engine, ctx.strategy)
     ctx.fill_model.entry_ticks = config.execution.slippage_ticks_entry
@@ -333,7 +338,7 @@ def run_engine(engine: BacktestEngine, ctx: BacktestContext) -> None:
     reseed()
     # Explicit bounds: a streamed engine holds no data list from which Nautilus could take them.
     engine.run(start=ctx.first_ts, end=ctx.last_ts)
-    ctx.venue.finish(ctx.last_ts)
+    ctx.venue.finish(ctx.last_ts, ctx.marks)
 
 
 def _end_of_run_ts(ticks: list, next_tick: bool) -> int:
@@ -403,6 +408,7 @@ class OrderGate:
         self.denied = []
 
     def execute(self, command) -> None:
+        self._venue.attach()
         self._venue.restore_quoted_book()
         if self.check_margin and isinstance(command, SubmitOrder) and command.instrument_id == self._instrument_id:
             reason = self._check(command.order)
