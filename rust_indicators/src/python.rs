@@ -7,7 +7,8 @@
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::intern;
+use pyo3::types::{PyDict, PyList, PyType};
 
 use crate::config::EngineConfig;
 use crate::engine::{self, Column, FeatureEngine, FeatureRow, FEATURE_COLUMNS};
@@ -142,6 +143,29 @@ impl PyFeatureEngine {
         let before = self.0.minutes_closed();
         self.0.on_quote(ts_ns, bid, bid_size, ask, ask_size);
         self.0.minutes_closed() - before
+    }
+
+    /// Nautilus ticks in arrival order - ``TradeTick`` (those of type ``trade_type``) and
+    /// ``QuoteTick`` objects - each exactly as on_trade / on_quote with its fields, in one call:
+    /// a strategy's tick handler only appends to a list (no Python frame per tick) and the
+    /// indicator hands the list over before anyone reads a row.
+    fn on_ticks(&mut self, ticks: &Bound<'_, PyList>, trade_type: &Bound<'_, PyType>) -> PyResult<u64> {
+        let py = ticks.py();
+        let before = self.0.minutes_closed();
+        let (ts_event, as_double) = (intern!(py, "ts_event"), intern!(py, "as_double"));
+        for tick in ticks.iter() {
+            let ts: i64 = tick.getattr(ts_event)?.extract()?;
+            let value = |name: &Bound<'_, pyo3::types::PyString>| -> PyResult<f64> { tick.getattr(name)?.call_method0(as_double)?.extract() };
+            if tick.get_type().is(trade_type) {
+                let side: u8 = tick.getattr(intern!(py, "aggressor_side"))?.extract()?;
+                self.0.on_trade(ts, value(intern!(py, "price"))?, value(intern!(py, "size"))?, side);
+            } else {
+                let (bid, bid_size) = (value(intern!(py, "bid_price"))?, value(intern!(py, "bid_size"))?);
+                let (ask, ask_size) = (value(intern!(py, "ask_price"))?, value(intern!(py, "ask_size"))?);
+                self.0.on_quote(ts, bid, bid_size, ask, ask_size);
+            }
+        }
+        Ok(self.0.minutes_closed() - before)
     }
 
     /// The clock reached ts_ns: close every minute that ended before it.
