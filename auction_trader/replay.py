@@ -19,7 +19,7 @@ MINUTE_NS = 60_000_000_000
 
 def replay_signals(ticks, config: AuctionConfig) -> list[dict]:
     """``signals_1m`` records for every minute of ``ticks`` (an ``auction_trader.features.Ticks``)."""
-    from auction_trader.features import engine_config  # noqa: PLC0415 (features imports Nautilus)
+    from auction_trader.features.params import engine_config  # noqa: PLC0415
 
     features = rust_indicators.FeatureEngine(engine_config(config, ticks.spec))
     signals = SignalEngine(config, ticks.spec.tick_size)

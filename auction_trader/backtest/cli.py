@@ -2,17 +2,18 @@
 
 Exit codes: 0 done; 1 a problem with the inputs (configuration, catalog, time range), reported in
 one message; 2 something not built yet (the strategy); 3 a grid finished with failed combinations;
-130 a grid was interrupted. Grid configs go to :mod:`auction_trader.grid.cli`.
+130 a grid was interrupted. Grid configs go to :mod:`auction_trader.grid.cli` (which imports nothing from here: the import
+goes one way).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 from auction_trader.config import ConfigError, add_config_arguments, load_config
+from auction_trader.data.timestamps import parse_time
 from auction_trader.grid import cli as grid_cli
 from auction_trader.grid.spec import is_grid_file
 
@@ -37,24 +38,6 @@ combinations are stored with their error; --resume skips what is stored. At the 
 top N by --by with the spread of that metric over each one's neighbours in the grid (plateau or
 spike), optionally a CSV (--export-csv) and heatmaps (--heatmap X,Y). Same grid, same data: the
 same metrics whatever the number of workers."""
-
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+)?(Z|[+-]\d{2}:?\d{2})?$")
-
-
-def parse_time(text: str | None, name: str) -> int | None:
-    """ISO 8601 (UTC unless it says otherwise) to ns; a clear error otherwise."""
-    if text is None:
-        return None
-    from auction_trader.data.errors import BadRow  # noqa: PLC0415
-    from auction_trader.data.timestamps import to_ns  # noqa: PLC0415
-
-    if not _ISO.match(text.strip()):
-        raise ValueError(f"{name} {text!r}: not an ISO 8601 timestamp (e.g. 2024-01-01T08:00 or 2024-01-01T08:00:00Z)")
-    try:
-        return to_ns(text, "iso", name)
-    except BadRow:
-        raise ValueError(f"{name} {text!r}: not an ISO 8601 timestamp (e.g. 2024-01-01T08:00 or 2024-01-01T08:00:00Z)") from None
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_backtest.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,4 +1,6 @@
-"""A Nautilus ``BacktestEngine`` for BTCUSDT on Bybit, set up the way this project backtests.
+"""A Nautilus ``BacktestEngine`` for BTCUSDT on Bybit, set up the way this project backtests: the
+builder (:func:`build_engine`, :func:`rearm_engine`, :func:`run_engine`). The order gate lives in
+:mod:`.gate`, the end-of-run actor in :mod:`.end_of_run`, the streamed ticks in :mod:`.stream`.
 
 :func:`build_engine` wires, around one strategy:
 
@@ -50,18 +52,17 @@ from pathlib import Path
 
 from nautilus_trader.backtest.models import LatencyModel
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.common.actor import Actor
-from nautilus_trader.config import ActorConfig, LoggingConfig, RiskEngineConfig
-from nautilus_trader.execution.messages import SubmitOrder
+from nautilus_trader.config import LoggingConfig, RiskEngineConfig
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.data import QuoteTick, TradeTick
-from nautilus_trader.model.enums import AccountType, BookType, OmsType, OrderSide
-from nautilus_trader.model.identifiers import InstrumentId, Venue
+from nautilus_trader.model.enums import AccountType, BookType, OmsType
 from nautilus_trader.model.objects import Money
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.trading.strategy import Strategy
 
+from auction_trader.backtest.end_of_run import EndOfRun
 from auction_trader.backtest.fills import BybitMarginModel, SlippageFillModel
+from auction_trader.backtest.gate import VENUE, OrderGate
 from auction_trader.backtest.progress import Progress
 from auction_trader.backtest.stream import scan_range, stream_ticks
 from auction_trader.backtest.venue import MinuteMarks, VenueModule
@@ -69,7 +70,11 @@ from auction_trader.config import AuctionConfig
 from auction_trader.data.errors import DataError
 from auction_trader.instrument import btcusdt_perpetual
 
-VENUE = Venue("BYBIT")
+__all__ = [
+    "VENUE", "VENUE_SHAPE", "BacktestContext", "EndOfRun", "OrderGate", "auto_progress_minutes", "build_engine",
+    "load_data", "rearm_engine", "reseed", "run_engine", "venue_shape",
+]
+
 RANDOM_SEED = 0
 
 #: Leaf parameters that :func:`build_engine` bakes into the venue (instrument fees, account balance
@@ -350,118 +355,3 @@ def _end_of_run_ts(ticks: list, next_tick: bool) -> int:
             if tick.ts_init < last:
                 return tick.ts_init
     return last
-
-
-class EndOfRun(Actor):
-    """At the last tick: cancel the strategy's orders and close its position at market."""
-
-    TAGS = ["purpose=end_of_run"]
-
-    def __init__(self, strategy: Strategy, instrument_id: InstrumentId, last_ts: int) -> None:
-        super().__init__(ActorConfig(component_id="EndOfRun"))
-        self.strategy = strategy  # replaced by rearm_engine when the engine is reused
-        self._instrument_id = instrument_id
-        self._last_ts = int(last_ts)
-        self.fired = False
-
-    def on_start(self) -> None:
-        self.clock.set_time_alert_ns("end_of_run", self._last_ts, self._on_end)
-
-    def on_reset(self) -> None:
-        self.fired = False
-
-    def _on_end(self, _event) -> None:
-        self.fired = True
-        self.strategy.cancel_all_orders(self._instrument_id)
-        self.strategy.close_all_positions(self._instrument_id, tags=list(self.TAGS))
-
-
-class OrderGate:
-    """In front of Nautilus's ``RiskEngine.execute`` endpoint, the one every trading command takes.
-
-    For every command it first restores the quoted book (:meth:`VenueModule.restore_quoted_book`).
-    Then it denies, as Bybit would, orders whose initial margin exceeds the available balance: an
-    order that does not reduce the position is allowed when, with every open
-    order on its side filled at its price, the position's notional stays within
-    ``max_leverage × equity`` (equity = wallet balance + unrealized P&L at the latest mid). The
-    price is the order's limit or trigger price, else the touch it would take (ask for a buy, bid
-    for a sell). Reduce-only orders, and orders that only shrink the position, always pass.
-    Denials are counted in :attr:`denied` (client order id, reason).
-    """
-
-    def __init__(self, engine: BacktestEngine, instrument_id: InstrumentId, leverage: Decimal, venue: VenueModule, check_margin: bool = True) -> None:
-        kernel = engine.kernel
-        self.check_margin = check_margin
-        self._msgbus = kernel.msgbus
-        self._cache = kernel.cache
-        self._risk = kernel.risk_engine
-        self._instrument_id = instrument_id
-        self._leverage = leverage
-        self._venue = venue
-        self.denied: list[tuple[str, str]] = []
-        # Registered once per engine: the RiskEngine's reset does not register its endpoint again.
-        self._msgbus.deregister(endpoint="RiskEngine.execute", handler=self._risk.execute)
-        self._msgbus.register(endpoint="RiskEngine.execute", handler=self.execute)
-
-    def new_run(self, check_margin: bool = True) -> None:
-        self.check_margin = check_margin
-        self.denied = []
-
-    def execute(self, command) -> None:
-        self._venue.attach()
-        self._venue.restore_quoted_book()
-        if self.check_margin and isinstance(command, SubmitOrder) and command.instrument_id == self._instrument_id:
-            reason = self._check(command.order)
-            if reason is not None:
-                self.denied.append((command.order.client_order_id.value, reason))
-                self._risk._deny_order(command.order, reason)
-                return
-        self._risk.execute(command)
-
-    def _check(self, order) -> str | None:
-        if order.is_reduce_only:
-            return None
-        touch = self._venue.touch()
-        if touch is None:
-            return None
-        bid, ask = (p.as_decimal() for p in touch)
-        sign = 1 if order.side == OrderSide.BUY else -1
-        position = self._venue.ledger.position
-        orders = [o for o in self._cache.orders_open(instrument_id=self._instrument_id) if not o.is_reduce_only and o.side == order.side]
-        exposure = position
-        notional_orders = Decimal(0)
-        for o in [*orders, order]:
-            qty = o.leaves_qty.as_decimal()
-            exposure += sign * qty
-            notional_orders += qty * self._price(o, bid, ask)
-        if abs(exposure) <= abs(position):
-            return None  # only shrinks the position
-        account = self._cache.account_for_venue(VENUE)
-        balance = account.balance_total(USDT).as_decimal()
-        mid = (bid + ask) / 2
-        unrealized = position * (mid - self._avg_entry())
-        equity = balance + unrealized
-        # Notional of the resulting position: what it holds now (at mid) plus what the orders add.
-        held = abs(position) * mid if (position >= 0) == (sign > 0) else -abs(position) * mid
-        notional = held + notional_orders
-        limit = self._leverage * equity
-        if notional > limit:
-            return (
-                f"INSUFFICIENT_MARGIN: notional {notional:.2f} USDT would exceed {self._leverage}x equity "
-                f"{equity:.2f} USDT ({limit:.2f})"
-            )
-        return None
-
-    def _avg_entry(self) -> Decimal:
-        positions = self._cache.positions_open(instrument_id=self._instrument_id)
-        if not positions:
-            return Decimal(0)
-        return Decimal(repr(positions[0].avg_px_open))
-
-    @staticmethod
-    def _price(order, bid: Decimal, ask: Decimal) -> Decimal:
-        if order.has_price:
-            return order.price.as_decimal()
-        if order.has_trigger_price:
-            return order.trigger_price.as_decimal()
-        return ask if order.side == OrderSide.BUY else bid

@@ -15,6 +15,7 @@ milliseconds lands in 1970 - the message says which unit the value looks like
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal, InvalidOperation
 
 import pandas as pd
@@ -136,3 +137,20 @@ def to_ns(text: str, unit: str, name: str = "ts") -> int:
     if ns > MAX_NS:
         raise BadRow(name, f"{text} as {UNIT_NAMES[unit]} is after the year 2262, beyond nanosecond timestamps{looks_like(float(Decimal(text)), unit)}")
     return ns
+
+
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def parse_time(text: str | None, name: str) -> int | None:
+    """A command line's ISO 8601 time (UTC unless it says otherwise) to ns; None stays None.
+    ValueError naming the option and showing the expected form otherwise."""
+    if text is None:
+        return None
+    message = f"{name} {text!r}: not an ISO 8601 timestamp (e.g. 2024-01-01T08:00 or 2024-01-01T08:00:00Z)"
+    if not _ISO.match(text.strip()):
+        raise ValueError(message)
+    try:
+        return to_ns(text, "iso", name)
+    except BadRow:
+        raise ValueError(message) from None

@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        from auction_trader.features import compute, load_ticks, summary, write_features
+        from auction_trader.features.catalog import iter_ticks  # noqa: PLC0415 (Nautilus import: after parsing)
+        from auction_trader.features.rows import compute_streamed, write_features  # noqa: PLC0415
+        from auction_trader.features.summarize import summary  # noqa: PLC0415
 
         config = config_from_args(args)
         check_output_file(args.out)
@@ -47,12 +49,27 @@ def main(argv: list[str] | None = None) -> int:
             end_ns = _time(args.end) if args.end else None
         except ValueError as exc:
             raise DataError(f"--start/--end: {exc}") from None
-        ticks = load_ticks(args.catalog, instrument, start_ns, end_ns)
-        loaded = time.perf_counter()
-        print(f"loaded {len(ticks.trade_ts):,} trades and {len(ticks.quote_ts):,} quotes of {instrument} in {loaded - start:.1f} s", file=sys.stderr)
-        table = compute(ticks, config)
+        counts = [0, 0]
+        next_report = [time.perf_counter() + 10.0]
+
+        def progress(ticks) -> None:
+            counts[0] += len(ticks.trade_ts)
+            counts[1] += len(ticks.quote_ts)
+            now = time.perf_counter()
+            if now >= next_report[0]:
+                last = ticks.quote_ts[-1] if len(ticks.quote_ts) else ticks.trade_ts[-1]
+                print(f"  through {pd.Timestamp(int(last), tz='UTC'):%Y-%m-%d %H:%M} UTC: {counts[0]:,} trades, {counts[1]:,} quotes, {now - start:.0f} s", file=sys.stderr)
+                next_report[0] = now + 10.0
+
+        # Streamed: a chunk of ticks at a time (bounded memory whatever the range), the same rows
+        # as one pass over the whole range.
+        table = compute_streamed(iter_ticks(args.catalog, instrument, start_ns, end_ns), config, progress)
         computed = time.perf_counter()
-        print(f"computed {table.num_rows:,} minutes in {computed - loaded:.2f} s ({ticks.count / max(computed - loaded, 1e-9) / 1e6:.1f} M ticks/s)", file=sys.stderr)
+        print(
+            f"read and computed {counts[0]:,} trades and {counts[1]:,} quotes of {instrument} into {table.num_rows:,} minutes "
+            f"in {computed - start:.1f} s ({sum(counts) / max(computed - start, 1e-9) / 1e6:.2f} M ticks/s)",
+            file=sys.stderr,
+        )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         write_features(table, args.out, config, source=f"{args.catalog} {instrument}")
         print(summary(table))

@@ -42,7 +42,7 @@ def grid_flags_given(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from auction_trader.backtest.cli import parse_time  # noqa: PLC0415 (it imports this module)
+    from auction_trader.data.timestamps import parse_time  # noqa: PLC0415
 
     def fail(message: str, code: int = 1) -> int:
         print(f"error: {message}", file=sys.stderr)

@@ -33,7 +33,7 @@ from nautilus_trader.model.data import QuoteTick, TradeTick
 
 import rust_indicators
 from auction_trader.config import AuctionConfig
-from auction_trader.features import engine_config
+from auction_trader.features.params import engine_config
 from auction_trader.instrument import BTCUSDT, InstrumentSpec
 
 

@@ -195,6 +195,37 @@ impl FeatureEngine {
         })
     }
 
+    /// Two time-ordered streams merged (trades first at equal milliseconds) and fed in; no
+    /// minute is closed beyond what the events close. Feeding consecutive chunks cut at the same
+    /// millisecond in both streams is the same as feeding the whole (the streamed feature pass).
+    /// Array lengths are the caller's to check.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_arrays(
+        &mut self,
+        trade_ts: &[i64],
+        trade_price: &[f64],
+        trade_size: &[f64],
+        trade_side: &[u8],
+        quote_ts: &[i64],
+        bid: &[f64],
+        bid_size: &[f64],
+        ask: &[f64],
+        ask_size: &[f64],
+    ) {
+        let (n, k) = (trade_ts.len(), quote_ts.len());
+        let (mut i, mut j) = (0, 0);
+        while i < n || j < k {
+            let trade_next = j == k || (i < n && ns_to_ms(trade_ts[i]) <= ns_to_ms(quote_ts[j]));
+            if trade_next {
+                self.on_trade(trade_ts[i], trade_price[i], trade_size[i], trade_side[i]);
+                i += 1;
+            } else {
+                self.on_quote(quote_ts[j], bid[j], bid_size[j], ask[j], ask_size[j]);
+                j += 1;
+            }
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
@@ -434,17 +465,7 @@ pub fn compute_features(
         return Err(ConfigError("quote arrays must have the same length".into()));
     }
     let mut engine = FeatureEngine::new(cfg)?;
-    let (mut i, mut j) = (0, 0);
-    while i < n || j < k {
-        let trade_next = j == k || (i < n && ns_to_ms(trade_ts[i]) <= ns_to_ms(quote_ts[j]));
-        if trade_next {
-            engine.on_trade(trade_ts[i], trade_price[i], trade_size[i], trade_side[i]);
-            i += 1;
-        } else {
-            engine.on_quote(quote_ts[j], bid[j], bid_size[j], ask[j], ask_size[j]);
-            j += 1;
-        }
-    }
+    engine.on_arrays(trade_ts, trade_price, trade_size, trade_side, quote_ts, bid, bid_size, ask, ask_size);
     engine.finish();
     Ok(engine.drain_rows())
 }

@@ -168,6 +168,38 @@ impl PyFeatureEngine {
         Ok(self.0.minutes_closed() - before)
     }
 
+    /// Columns of trades and quotes (each in time order), merged with trades first at equal
+    /// milliseconds, as compute_features does, without closing the last minute: a catalog fed
+    /// chunk by chunk, each chunk cut at the same millisecond in both streams, gives the rows of
+    /// one compute_features call over the whole (then call finish).
+    #[allow(clippy::too_many_arguments)]
+    fn on_arrays<'py>(
+        &mut self,
+        py: Python<'py>,
+        trade_ts: PyReadonlyArray1<'py, i64>,
+        trade_price: PyReadonlyArray1<'py, f64>,
+        trade_size: PyReadonlyArray1<'py, f64>,
+        trade_side: PyReadonlyArray1<'py, u8>,
+        quote_ts: PyReadonlyArray1<'py, i64>,
+        bid: PyReadonlyArray1<'py, f64>,
+        bid_size: PyReadonlyArray1<'py, f64>,
+        ask: PyReadonlyArray1<'py, f64>,
+        ask_size: PyReadonlyArray1<'py, f64>,
+    ) -> PyResult<u64> {
+        let (t, p, s, d) = (trade_ts.as_slice()?, trade_price.as_slice()?, trade_size.as_slice()?, trade_side.as_slice()?);
+        let (q, b, bs, a, as_) = (quote_ts.as_slice()?, bid.as_slice()?, bid_size.as_slice()?, ask.as_slice()?, ask_size.as_slice()?);
+        if p.len() != t.len() || s.len() != t.len() || d.len() != t.len() {
+            return Err(value_error("trade arrays must have the same length"));
+        }
+        if b.len() != q.len() || bs.len() != q.len() || a.len() != q.len() || as_.len() != q.len() {
+            return Err(value_error("quote arrays must have the same length"));
+        }
+        let before = self.0.minutes_closed();
+        let engine = &mut self.0;
+        py.detach(|| engine.on_arrays(t, p, s, d, q, b, bs, a, as_));
+        Ok(self.0.minutes_closed() - before)
+    }
+
     /// The clock reached ts_ns: close every minute that ended before it.
     fn close_through(&mut self, ts_ns: i64) -> u64 {
         let before = self.0.minutes_closed();
