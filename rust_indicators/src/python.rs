@@ -152,10 +152,12 @@ impl PyFeatureEngine {
     fn on_ticks(&mut self, ticks: &Bound<'_, PyList>, trade_type: &Bound<'_, PyType>) -> PyResult<u64> {
         let py = ticks.py();
         let before = self.0.minutes_closed();
-        let (ts_event, as_double) = (intern!(py, "ts_event"), intern!(py, "as_double"));
+        let ts_event = intern!(py, "ts_event");
         for tick in ticks.iter() {
             let ts: i64 = tick.getattr(ts_event)?.extract()?;
-            let value = |name: &Bound<'_, pyo3::types::PyString>| -> PyResult<f64> { tick.getattr(name)?.call_method0(as_double)?.extract() };
+            // A Price / Quantity converts through its __float__ (the value as_double returns),
+            // without looking a method up.
+            let value = |name: &Bound<'_, pyo3::types::PyString>| -> PyResult<f64> { tick.getattr(name)?.extract() };
             if tick.get_type().is(trade_type) {
                 let side: u8 = tick.getattr(intern!(py, "aggressor_side"))?.extract()?;
                 self.0.on_trade(ts, value(intern!(py, "price"))?, value(intern!(py, "size"))?, side);
