@@ -69,6 +69,7 @@ class VenueModule(SimulationModule):
         self.funding_rate_bps = funding_rate_bps
         self.progress = progress
         self.engine = None  # the BacktestEngine, for its iteration count (ticks processed)
+        self.marks: MinuteMarks | None = None  # set by MinuteMarks
         self._new_run()
 
     def _new_run(self) -> None:
@@ -200,7 +201,9 @@ class VenueModule(SimulationModule):
 
     def finish(self, ts_now: int, marks: MinuteMarks | None = None) -> None:
         """End of the run: settle instants reached by ``ts_now``, mark the minute holding the last
-        tick and print the last line."""
+        tick (``marks``: default the :class:`MinuteMarks` built with this module) and print the
+        last line."""
+        marks = marks or self.marks
         if self._started:
             if not self.attached:
                 self.attach()
@@ -265,6 +268,7 @@ class MinuteMarks(Actor):
     def __init__(self, venue: VenueModule, first_ts: int) -> None:
         super().__init__(ActorConfig(component_id="MinuteMarks"))
         self.venue = venue
+        venue.marks = self
         self._first_ts = int(first_ts)
         self._next = 0
 

@@ -52,13 +52,19 @@ class AuctionFeatures(Indicator):
 
     def _start_engine(self) -> None:
         self._engine = rust_indicators.FeatureEngine(self._engine_config)
+        self._on_trade = self._engine.on_trade  # per-event entry points, for subclasses that feed
+        self._on_quote = self._engine.on_quote  # the engine themselves
         self._row: rust_indicators.FeatureRow | None = None
         # Ticks not yet applied, in arrival order. One list for the indicator's life (cleared in
-        # place): strategies bind ``handle_*_tick`` - its ``append`` - once, at start.
+        # place): strategies bind ``handle_*_tick`` - its ``append`` - once, at start. A subclass
+        # with its own tick handlers keeps them.
         if not hasattr(self, "_pending"):
             self._pending: list = []
-            self.handle_trade_tick = self._pending.append
-            self.handle_quote_tick = self._pending.append
+            cls = type(self)
+            if cls.handle_trade_tick is AuctionFeatures.handle_trade_tick:
+                self.handle_trade_tick = self._pending.append
+            if cls.handle_quote_tick is AuctionFeatures.handle_quote_tick:
+                self.handle_quote_tick = self._pending.append
         self._pending.clear()
 
     def handle_trade_tick(self, tick: TradeTick) -> None:  # replaced per instance by list.append
