@@ -162,6 +162,7 @@ def build_engine(
     flatten_at_end: bool = True,
     margin_check: bool = True,
     data: tuple[list, int, int] | None = None,
+    add_ticks: bool = True,
 ) -> tuple[BacktestEngine, BacktestContext]:
     """A ready-to-run engine with ``strategy`` on the catalog's BTCUSDT ticks in the range.
 
@@ -169,6 +170,8 @@ def build_engine(
     about twenty lines per run, on a round number of minutes).
     ``data``: ticks already loaded by :func:`load_data` (grids reuse them).
     ``margin_check=False`` lets orders beyond the leverage limit through (Nautilus's own behaviour).
+    ``add_ticks=False``: the ticks are not handed to the engine (the grid's fast path feeds each run
+    through ``engine.add_data_iterator``; ``ctx`` still describes them).
     Raises :class:`~auction_trader.data.errors.DataError` when the range holds no ticks.
     """
     instrument = btcusdt_perpetual(config)
@@ -227,8 +230,9 @@ def build_engine(
         bar_execution=False,
     )
     engine.add_instrument(instrument)
-    engine.add_data(ticks, sort=False)
-    engine.sort_data()  # stable: keeps the merged order
+    if add_ticks:
+        engine.add_data(ticks, sort=False)
+        engine.sort_data()  # stable: keeps the merged order
     engine.add_strategy(strategy)
     guard = OrderGate(engine, iid, Decimal(repr(config.sizing.max_leverage)), venue, check_margin=margin_check)
     end_of_run = None
