@@ -3,11 +3,12 @@ byte-identical stored metrics, fills, signals, positions, snapshots, alerts, fea
 and minute marks, combination by combination, through the grid worker itself (``run_task``, whose
 ``metrics_json`` is the stored row).
 
-Two synthetic seeds (2 h, 30-minute windows) and configurations chosen so that, between them, the
-runs flip, hit the time stop, trip the kill switch with a position open, close back inside, rest
-limit take-profits, enter with limit and market orders and place orders without latency
-(``fill_on_next_quote: false``, another venue shape: a new engine); ``test_the_runs_take_every_path``
-checks that they do, so the comparison is not vacuous. About 1 minute in all, nearly all of it the
+Three synthetic seeds (2 h, 30-minute windows; seed 2 with silences, one across a minute boundary,
+and stretches of trades without quotes) and configurations chosen so that, between them, the runs
+flip, hit the time stop, trip the kill switch with a position open, close back inside, rest limit
+take-profits, enter with limit and market orders, place orders without latency
+(``fill_on_next_quote: false``, another venue shape: a new engine) and end with a position open;
+``test_the_runs_take_every_path`` checks that they do, so the comparison is not vacuous. About 1 minute in all, nearly all of it the
 full replays.
 """
 
@@ -40,16 +41,32 @@ CONFIGS = {
     "defaults": (),
     "no-latency": ("fill_on_next_quote=false", "risk_pct=0.05", "cooldown_minutes=0", "accept_outside_k=2", "enable_retest_mode=false"),
 }  # fmt: skip
-CASES = [(1, "defaults"), (1, "far"), (1, "wide"), (1, "tp-limits"), (1, "no-latency"), (3, "hold"), (3, "wide")]
+# "gaps": seed 2 with silences (one across a minute boundary) and stretches of trades without quotes
+CASES = [(1, "defaults"), (1, "far"), (1, "wide"), (1, "tp-limits"), (1, "no-latency"), (3, "hold"), ("gaps", "far")]
+MINUTE = 60_000_000_000
+SILENT = [(50, 53.5), (70.998, 72.0005), (95.5, 97.25)]  # minutes after T0: no ticks at all
+NO_QUOTES = [(80, 83), (100.25, 100.75)]  # trades, no quotes
+
+
+def _outside(ts: np.ndarray, windows: list) -> np.ndarray:
+    keep = np.ones(len(ts), bool)
+    for a, b in windows:
+        keep &= ~((ts >= T0 + int(a * MINUTE)) & (ts < T0 + int(b * MINUTE)))
+    return np.flatnonzero(keep)
 
 
 @pytest.fixture(scope="module")
-def catalogs(tmp_path_factory) -> dict[int, Path]:
+def catalogs(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("grid-fast")
     out = {}
-    for seed in sorted({s for s, _ in CASES}):
+    for seed in (1, 3):
         out[seed] = root / f"seed{seed}"
         write_synthetic(out[seed], generate(2.0, seed, T0), AuctionConfig())
+    market = generate(2.0, 2, T0)
+    market.trades = market.trades.take(_outside(market.trades.ts_event, SILENT))
+    market.quotes = market.quotes.take(_outside(market.quotes.ts_event, SILENT + NO_QUOTES))
+    out["gaps"] = root / "gaps"
+    write_synthetic(out["gaps"], market, AuctionConfig())
     return out
 
 
@@ -112,16 +129,17 @@ def test_the_runs_take_every_path(runs):
         for p in json.loads(exact["positions"]):
             n[f"exit {p['exit_reason']}"] += 1
         n["resting limit fills"] += sum(f[7] == "MAKER" for f in exact["fills"])
-    for path in ("FLIP", "EXIT_TIME_STOP", "EXIT_KILL_SWITCH", "EXIT_CLOSE_BACK_INSIDE", "KILL_SWITCH", "COOLDOWN", "IN_POSITION",
-                 "exit flip", "exit time", "exit kill", "exit inside", "exit stop", "exit tp2", "resting limit fills"):
+    for path in ("FLIP", "EXIT_TIME_STOP", "EXIT_KILL_SWITCH", "EXIT_CLOSE_BACK_INSIDE", "KILL_SWITCH", "COOLDOWN", "IN_POSITION", "NO_TRADES",
+                 "exit end_of_run", "exit flip", "exit time", "exit kill", "exit inside", "exit stop", "exit tp2", "resting limit fills"):
         assert n[path] >= 1, f"no run took the path {path!r}: {dict(n)}"
 
 
-def test_the_fast_path_skips_most_ticks(catalogs):
+@pytest.mark.parametrize("catalog", [1, "gaps"])
+def test_the_fast_path_skips_most_ticks(catalogs, catalog):
     """While idle, a chunk holds a handful of ticks per minute; while not, every tick."""
     from auction_trader.backtest.engine import load_data
 
-    ticks = load_data(catalogs[1], AuctionConfig().instrument_id)[0]
+    ticks = load_data(catalogs[catalog], AuctionConfig().instrument_id)[0]
     tape = TickTape.of(ticks)
     idle = list(skip_feed(tape, lambda: True))
     busy = list(skip_feed(tape, lambda: False))
