@@ -170,6 +170,7 @@ def build_engine(
     flatten_at_end: bool = True,
     margin_check: bool = True,
     data: tuple[list, int, int] | None = None,
+    add_ticks: bool = True,
 ) -> tuple[BacktestEngine, BacktestContext]:
     """A ready-to-run engine with ``strategy`` on the catalog's BTCUSDT ticks in the range.
 
@@ -179,6 +180,8 @@ def build_engine(
     again (grids reuse them); None (default): the range is streamed from the catalog in blocks
     (:mod:`.stream`), in bounded memory, for one run.
     ``margin_check=False`` lets orders beyond the leverage limit through (Nautilus's own behaviour).
+    ``add_ticks=False``: the ticks are not handed to the engine (the grid's fast path feeds each run
+    through ``engine.add_data_iterator``; ``ctx`` still describes them).
     Raises :class:`~auction_trader.data.errors.DataError` when the range holds no ticks.
     """
     instrument = btcusdt_perpetual(config)
@@ -245,7 +248,7 @@ def build_engine(
     engine.add_instrument(instrument)
     if data is None:
         engine.add_data_iterator("ticks", stream_ticks(catalog, str(iid), start_ns, end_ns))
-    else:
+    elif add_ticks:
         engine.add_data(ticks, sort=False)
         engine.sort_data()  # stable: keeps the merged order
     engine.add_strategy(strategy)

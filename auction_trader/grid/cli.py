@@ -24,6 +24,12 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, metavar="N", help="worker processes, or the size of the local Dask cluster (default: backtest_workers, auto = half the cores)")
     g.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes (default) or a Dask cluster")
     g.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster of --workers processes)")
+    g.add_argument(
+        "--exact-replay",
+        action="store_true",
+        help="replay every tick through Nautilus for every combination (the old path; slower, same stored results) instead of "
+        "the fast path, which runs Nautilus on every tick only while a combination is in the market",
+    )
     g.add_argument("--resume", action="store_true", help="skip combinations already stored in --out's execution.db (failed ones run again)")
     g.add_argument("--top", type=int, default=10, metavar="N", help="rows of the result table (default 10)")
     g.add_argument("--by", default="net_pnl", metavar="METRIC", help="metric to rank by (default net_pnl; nested ones dotted, e.g. spread_at_taker_fills.mean)")
@@ -31,7 +37,7 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--heatmap", metavar="X,Y", action="append", default=[], help="write heatmap_<X>_<Y>.html into --out: --by over two swept parameters, mean over the others (repeatable)")
 
 
-GRID_ONLY = ("workers", "scheduler", "resume", "export_csv", "heatmap")
+GRID_ONLY = ("workers", "scheduler", "resume", "export_csv", "heatmap", "exact_replay")
 
 
 def grid_flags_given(args: argparse.Namespace) -> list[str]:
@@ -77,10 +83,12 @@ def main(args: argparse.Namespace) -> int:
 
     sizes = " x ".join(f"{a.name} ({len(a)})" for a in spec.axes)
     where = f"{start_text or 'first tick'} .. {end_text or 'last tick'}"
-    print(f"grid {args.config}: {len(spec.combinations)} combinations = {sizes}; catalog {catalog}, {where}")
+    mode = "exact replay (every tick through Nautilus)" if args.exact_replay else "fast path (--exact-replay for the full replay)"
+    print(f"grid {args.config}: {len(spec.combinations)} combinations = {sizes}; catalog {catalog}, {where}; {mode}")
     try:
         result = run_grid(
             spec, catalog, start, end, args.out, workers=workers, executor=args.executor, scheduler=args.scheduler, resume=args.resume, quiet=args.quiet,
+            exact_replay=args.exact_replay,
         )
     except KeyboardInterrupt:
         return fail("interrupted: the combinations that finished are stored; run again with --resume to go on", 130)

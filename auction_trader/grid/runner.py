@@ -78,8 +78,12 @@ def run_grid(
     resume: bool = False,
     quiet: bool = False,
     strategy_factory: Callable[[AuctionConfig], object] | None = None,
+    exact_replay: bool = False,
 ) -> GridResult:
-    """Run ``spec``'s combinations on ``catalog`` in ``[start, end]`` (ns, inclusive)."""
+    """Run ``spec``'s combinations on ``catalog`` in ``[start, end]`` (ns, inclusive).
+
+    ``exact_replay``: every combination replays every tick through Nautilus, instead of the fast
+    path (:mod:`auction_trader.grid.fast`, byte-identical outputs); same run ids either way."""
     began = time.perf_counter()
     catalog = Path(catalog)
     grid_id, run_ids, data = plan(spec, catalog, start, end, strategy_factory)
@@ -89,7 +93,7 @@ def run_grid(
     with ExecutionStore(out / DB_NAME) as store:
         done = {r["run_id"] for r in store.grid_results() if r["status"] == "ok"} if resume else set()
         tasks = [
-            Task(c.index, rid, c.config, data, strategy_factory)
+            Task(c.index, rid, c.config, data, strategy_factory, exact=exact_replay)
             for c, rid in zip(spec.combinations, run_ids, strict=True)
             if rid not in done
         ]

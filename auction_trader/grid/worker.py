@@ -10,6 +10,12 @@ after a failure, since a run that raised may leave the engine anywhere. Nothing 
 from one combination to the next, which is why the metrics do not depend on the worker, on what
 ran before, or on the order in which runs finish (tests/test_grid.py checks both).
 
+By default an AuctionStrategy combination takes the fast path (:mod:`auction_trader.grid.fast`):
+its engine is built without ticks and each run is fed only the ticks that matter while the
+strategy is flat, its features caught up from the process's :class:`~.fast.TickTape`; outputs are
+byte-identical to the full replay (tests/test_grid_fast.py). ``Task.exact`` (``--exact-replay``)
+replays every tick. A process keeps one engine of one kind; switching kinds builds a new one.
+
 Everything crossing a process boundary is plain and picklable: the :class:`Task` (catalog path,
 range, fingerprint, configuration, optional strategy factory) and the :class:`Outcome` (the
 metrics as a canonical JSON string, so its bytes are the stored bytes).
@@ -30,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auction_trader.backtest.engine import build_engine, load_data, rearm_engine, run_engine, venue_shape
+from auction_trader.grid.fast import TickTape, arm_fast, run_fast
 from auction_trader.backtest.outputs import auction_strategy_factory, canonical_json, catalog_fingerprint, measure, strategy_name_of
 from auction_trader.config import AuctionConfig
 from auction_trader.data.errors import DataError
@@ -68,6 +75,9 @@ class Task:
     # config -> Strategy; None: AuctionStrategy. Must be picklable (a module-level function) for
     # worker processes; tests use it to make a combination fail on purpose.
     strategy_factory: Callable[[AuctionConfig], object] | None = None
+    # True: every tick through Nautilus (--exact-replay); False: the fast path (grid/fast.py) for
+    # AuctionStrategy - byte-identical outputs, Nautilus only while the strategy is in the market.
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,15 +103,25 @@ class _Slot:
                 "every worker must read the same catalog at the same path",
             )
         self.data = load_data(spec.catalog, spec.instrument_id, spec.start, spec.end)
+        self._tape: TickTape | None = None
         self.engine = None
         self.ctx = None
+        self.fed = False  # the engine was built for the fast path (no ticks added; fed per run)
 
-    def arm(self, config: AuctionConfig, strategy) -> None:
-        if self.engine is not None and venue_shape(config) == venue_shape(self.ctx.config):
+    @property
+    def tape(self) -> TickTape:
+        """The ticks as columns for the fast path, built on first use and shared by every run."""
+        if self._tape is None:
+            self._tape = TickTape.of(self.data[0])
+        return self._tape
+
+    def arm(self, config: AuctionConfig, strategy, fed: bool = False) -> None:
+        if self.engine is not None and self.fed == fed and venue_shape(config) == venue_shape(self.ctx.config):
             self.ctx = rearm_engine(self.engine, self.ctx, config, strategy)
             return
         self.discard_engine()
-        self.engine, self.ctx = build_engine(config, self.spec.catalog, self.spec.start, self.spec.end, strategy, data=self.data)
+        self.engine, self.ctx = build_engine(config, self.spec.catalog, self.spec.start, self.spec.end, strategy, data=self.data, add_ticks=not fed)
+        self.fed = fed
 
     def discard_engine(self) -> None:
         engine, self.engine, self.ctx = self.engine, None, None
@@ -124,9 +144,12 @@ def run_task(task: Task) -> Outcome:
             factory = task.strategy_factory or auction_strategy_factory()
             slot = _slot(task.data)
             strategy = factory(task.config)
-            slot.arm(task.config, strategy)
+            fast = not task.exact and fast_path_applies(strategy)
+            slot.arm(task.config, strategy, fed=fast)
+            if fast:
+                arm_fast(slot.engine, slot.ctx, strategy, slot.tape)
             t = time.perf_counter()
-            run_engine(slot.engine, slot.ctx)
+            (run_fast if fast else run_engine)(slot.engine, slot.ctx)
             engine_seconds = time.perf_counter() - t
             doc = measure(slot.engine, slot.ctx, task.run_id, strategy_name_of(strategy)).doc
             ok, text = True, canonical_json({k: v for k, v in doc.items() if k not in DROPPED_SECTIONS})
@@ -135,6 +158,17 @@ def run_task(task: Task) -> Outcome:
                 _SLOT.discard_engine()
             ok, text = False, canonical_json(failure(exc))
         return Outcome(task.index, task.run_id, ok, text, time.perf_counter() - began, engine_seconds, f"{socket.gethostname()}:{os.getpid()}")
+
+
+def fast_path_applies(strategy) -> bool:
+    """The fast path knows what AuctionStrategy reads from ticks (its indicator, caught up from the
+    tape, and the cache's latest quote and trade); any other strategy, even a subclass, replays
+    every tick."""
+    try:
+        from auction_trader.strategies import AuctionStrategy  # noqa: PLC0415
+    except ImportError:
+        return False
+    return type(strategy) is AuctionStrategy
 
 
 def failure(exc: BaseException, *, frames: int = 8) -> dict:

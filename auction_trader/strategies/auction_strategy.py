@@ -138,6 +138,9 @@ class AuctionStrategy(Strategy):
         self.instrument_id = InstrumentId.from_str(config.instrument_id)
         self.spec = BTCUSDT if config.instrument_id == BTCUSDT.instrument_id else None
         self.features: AuctionFeatures | None = None
+        # Seam for the grid's fast path (auction_trader/grid/fast.py): a callable (config, spec) ->
+        # an AuctionFeatures that is fed from elsewhere; None: the indicator fed by this strategy's ticks.
+        self.features_factory = None
         self.engine: SignalEngine | None = None
         self.guard = DailyLossGuard(self.params.risk.max_daily_loss)
         self.trade: _Trade | None = None  # the latest trade (a flip briefly overlaps two)
@@ -164,7 +167,7 @@ class AuctionStrategy(Strategy):
         spec = self.spec or InstrumentSpec(str(self.instrument_id), instrument.raw_symbol.value, instrument.price_precision, instrument.size_precision)
         self.tick = float(instrument.price_increment)
         self.step = float(instrument.size_increment)
-        self.features = AuctionFeatures(self.params, spec)
+        self.features = (self.features_factory or AuctionFeatures)(self.params, spec)
         self.engine = SignalEngine(self.params, self.tick)
         # Ticks go straight to the indicator: bound here, each tick skips a Python frame of ours.
         self.on_trade_tick = self.features.handle_trade_tick
