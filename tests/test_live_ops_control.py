@@ -11,11 +11,14 @@ import pytest
 from auction_trader.live.control import (
     ACCEPTED,
     ANSWERED,
+    NO_ANSWER,
     REFUSED,
     ControlPoller,
     ControlState,
     Controller,
     cli,
+    permissions,
+    send_command,
     start_mode_refusal,
 )
 from auction_trader.live.store import LiveStore, submit_control
@@ -243,6 +246,7 @@ def test_poller_refuses_stale_commands_and_survives_a_failing_handler(tmp_path):
         status = submit_control(tmp_path, "status", ts_ms=99_500)
         assert poller.poll_once() == 3
         assert poller.poll_once() == 0
+        store.flush()
         assert calls == ["deactivate", "status"]
         r = {row["id"]: row for row in store.rows("control")}
         assert r[old]["status"] == REFUSED and r[old]["answer"].startswith("expired: sent 99 s ago")
@@ -270,3 +274,32 @@ def test_concurrent_halt_and_commands_are_consistent():
     t.join(10)
     assert c.state.halted and sum(k == "halt" for k, _, _ in alerts.sent) == 1
     assert not c.may_enter()
+
+
+def test_dry_run_spelling_and_saved_mode():
+    s = ControlState.initial("dry-run", require_manual_activation=False, warmup_needed=0,
+                             saved={"mode": "dry_run", "active": True})
+    assert s.mode == "dry_run" and s.active and not s.may_enter()
+    assert start_mode_refusal({"mode": "dry-run"}, "dry_run", flat=False) is None
+
+
+def test_permissions_from_a_status_row():
+    row = {"mode": "live", "active": False, "halted": False, "halt_reason": None, "warmup_minutes": 100, "warmup_needed": 240,
+           "position": {"side": "FLAT", "qty": 0.0}}
+    p = permissions(row)
+    assert p["activate"] == {"allowed": False, "reason": "warm-up incomplete: 100 of 240 minutes"}
+    assert p["deactivate"]["allowed"] and p["resolve"] == {"allowed": False, "reason": "not halted; nothing to resolve"}
+    p = permissions(row | {"warmup_minutes": 240, "halted": True, "halt_reason": "position mismatch"})
+    assert p["activate"]["reason"] == "halted (position mismatch); run `resolve` first" and p["resolve"]["allowed"]
+    assert permissions(row | {"warmup_minutes": 240})["activate"] == {"allowed": True, "reason": None}
+    assert permissions(None)["activate"] == {"allowed": False, "reason": "no node status yet"}
+
+
+def test_send_command_api(tmp_path):
+    with FakeNode(tmp_path, warmup_minutes=240):
+        r = send_command(tmp_path, "activate", timeout=10)
+        assert (r.command, r.status, r.answer) == ("activate", ACCEPTED, "active: paper trading enabled")
+    r = send_command(tmp_path, "deactivate", timeout=0.2)
+    assert (r.status, r.answer) == (NO_ANSWER, None)
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        send_command(tmp_path, "status", timeout=0)

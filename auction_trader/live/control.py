@@ -33,6 +33,11 @@ from auction_trader.live.store import DB_NAME, LiveStore, StoreReader, now_ms, s
 log = logging.getLogger(__name__)
 
 MODES = ("dry_run", "paper", "shadow", "live")
+
+
+def normal_mode(mode: str) -> str:
+    """``dry-run`` (the CLI flag's spelling) and ``dry_run`` (specv2 §11.1's) are the same mode."""
+    return mode.replace("-", "_")
 ACCEPTED, REFUSED, ANSWERED = "accepted", "refused", "answered"
 
 
@@ -50,6 +55,7 @@ class ControlState:
     flat: bool = True
 
     def __post_init__(self) -> None:
+        self.mode = normal_mode(self.mode)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)} (got {self.mode!r})")
 
@@ -71,11 +77,12 @@ class ControlState:
         resolve; an activated node resumes as active, entries still waiting for warm-up), else
         observation — or active at once for a paper node with ``require_manual_activation: false``."""
         s = cls(mode=mode, warmup_needed=warmup_needed)
+        mode = s.mode
         if saved:
             s.halted = bool(saved.get("halted", False))
             s.halt_reason = saved.get("halt_reason")
             # Activation was for the saved mode; a node restarted in another mode starts in observation.
-            s.active = bool(saved.get("active", False)) and saved.get("mode") == mode
+            s.active = bool(saved.get("active", False)) and normal_mode(str(saved.get("mode"))) == mode
         else:
             s.active = mode == "paper" and not require_manual_activation
         return s
@@ -84,7 +91,7 @@ class ControlState:
 def start_mode_refusal(saved: Mapping[str, Any] | None, mode: str, flat: bool) -> str | None:
     """Why a node must not start in ``mode`` (None: it may). A mode change requires flat (specv2 §11.2):
     a checkpoint of another mode with a position open must be closed in that mode first."""
-    if not saved or saved.get("mode") in (None, mode) or flat:
+    if not saved or saved.get("mode") is None or normal_mode(saved["mode"]) == normal_mode(mode) or flat:
         return None
     return (f"the stored state is mode {saved['mode']} with a position open; a mode change requires flat: "
             f"restart in --{saved['mode'].replace('_', '-')} and close the position first")
@@ -170,6 +177,7 @@ class Controller:
 
     def _activate(self, mode: str | None) -> Answer:
         s = self.state
+        mode = normal_mode(mode) if mode else None
         if s.halted:
             return Answer(REFUSED, f"halted ({s.halt_reason}); run `resolve` first")
         if not s.warmed_up:
@@ -249,10 +257,13 @@ def _table(lines: Mapping[str, Any]) -> str:
 
 
 class ControlPoller:
-    """The node's side of the control table: every ``interval`` seconds, answer pending commands.
+    """The node's side of the control table: answer pending commands.
 
-    ``handler(command, args) -> Answer`` (normally ``Controller.handle``). Commands older than
-    ``max_age_s`` are refused unread: the operator who sent them was told nobody answered."""
+    Either call :meth:`poll_once` from the node's own loop (the handler then runs on that loop: no
+    locking needed around the node's state; one indexed read, no write waits), or :meth:`start` a
+    thread that polls every ``interval`` seconds. ``handler(command, args) -> Answer`` (normally
+    ``Controller.handle``). Commands older than ``max_age_s`` are refused unread: the operator who
+    sent them was told nobody answered."""
 
     def __init__(
         self,
@@ -289,9 +300,8 @@ class ControlPoller:
                     log.exception("control command %s failed", row["command"])
                     answer = Answer(REFUSED, f"the node failed to handle it: {type(exc).__name__}: {exc}")
             log.info("control %d %s -> %s: %s", row["id"], row["command"], answer.status, answer.text.splitlines()[0] if answer.text else "")
+            # queued: the writer commits it within milliseconds; the node's loop never waits for disk
             self.store.answer_control(row["id"], answer.status, answer.text, self.clock())
-        if rows:
-            self.store.flush()
         return len(rows)
 
     def start(self) -> None:
@@ -327,6 +337,40 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+NO_ANSWER = "no_answer"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A node's answer to a command: ``status`` accepted | refused | answered, or ``no_answer``."""
+
+    id: int
+    command: str
+    status: str
+    answer: str | None
+
+
+def send_command(data_dir: str | Path, command: str, args: Mapping[str, Any] | None = None, timeout: float = 10.0) -> Reply:
+    """Write a control row and wait (at most ``timeout`` s) for the node's answer. Without one, the
+    command is withdrawn (marked refused) so that no node acts on it later, and the reply's status is
+    ``no_answer``. For the CLI and the dashboard."""
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    path = Path(data_dir) / DB_NAME
+    cid = submit_control(path, command, args)
+    with StoreReader(path) as reader:
+        deadline = time.monotonic() + timeout
+        row = reader.control(cid)
+        while row["status"] == "pending" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            row = reader.control(cid)
+    if row["status"] == "pending":
+        row = _withdraw(path, cid) or row
+    if row["status"] == "pending" or (row["status"] == REFUSED and row["answer"] == _WITHDRAWN):
+        return Reply(cid, command, NO_ANSWER, None)
+    return Reply(cid, command, row["status"], row["answer"])
+
+
 def cli(argv: list[str] | None = None) -> int:
     """``run_live.py status|activate|deactivate|resolve --data-dir DIR [--timeout S] [--mode M]``.
 
@@ -340,27 +384,39 @@ def cli(argv: list[str] | None = None) -> int:
     if not path.exists():
         print(f"run_live.py: {path}: no live store (wrong --data-dir, or no node ever ran there)", file=sys.stderr)
         return 2
-    cmd_args = {"mode": args.mode} if args.mode else {}
-    cid = submit_control(path, args.command, cmd_args)
-    with StoreReader(path) as reader:
-        deadline = time.monotonic() + args.timeout
-        row = reader.control(cid)
-        while row["status"] == "pending" and time.monotonic() < deadline:
-            time.sleep(0.05)
-            row = reader.control(cid)
-        if row["status"] == "pending":
-            row = _withdraw(path, cid) or row
-        if row["status"] == "pending" or (row["status"] == REFUSED and row["answer"] == _WITHDRAWN):
-            print(f"no node answered within {args.timeout:g} s: the node in {args.data_dir} is not running or not answering; "
-                  f"the {args.command} command was withdrawn", file=sys.stderr)
-            if args.command == "status":
+    reply = send_command(args.data_dir, args.command, {"mode": args.mode} if args.mode else {}, args.timeout)
+    if reply.status == NO_ANSWER:
+        print(f"no node answered within {args.timeout:g} s: the node in {args.data_dir} is not running or not answering; "
+              f"the {args.command} command was withdrawn", file=sys.stderr)
+        if args.command == "status":
+            with StoreReader(path) as reader:
                 print(_last_status(reader))
-            return 2
-    if row["status"] == REFUSED:
-        print(f"{args.command} refused: {row['answer']}", file=sys.stderr)
+        return 2
+    if reply.status == REFUSED:
+        print(f"{args.command} refused: {reply.answer}", file=sys.stderr)
         return 1
-    print(row["answer"] if args.command == "status" else f"{args.command} {row['status']}: {row['answer']}")
+    print(reply.answer if args.command == "status" else f"{args.command} {reply.status}: {reply.answer}")
     return 0
+
+
+def permissions(status: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Whether each command would be accepted now, and why not, judged from a ``node_status`` row
+    (``StoreReader.node_status()``) - for a dashboard's buttons. The node's answer stays the
+    authority (its state may have moved since the row was written)."""
+    if status is None:
+        no = {"allowed": False, "reason": "no node status yet"}
+        return {c: dict(no) for c in ("activate", "deactivate", "resolve")}
+    position = status.get("position") or {}
+    flat = not position or str(position.get("side", "FLAT")).upper() == "FLAT" or not position.get("qty")
+    s = ControlState(mode=status.get("mode") or "paper", active=bool(status.get("active")), halted=bool(status.get("halted")),
+                     halt_reason=status.get("halt_reason"), warmup_minutes=int(status.get("warmup_minutes") or 0),
+                     warmup_needed=int(status.get("warmup_needed") or 0), flat=flat)
+    out = {}
+    for command in ("activate", "deactivate", "resolve"):
+        # no alerts, no callbacks: a dry judgement on a copy
+        answer = Controller(ControlState(**s.__dict__)).handle(command)
+        out[command] = {"allowed": answer.status == ACCEPTED, "reason": None if answer.status == ACCEPTED else answer.text}
+    return out
 
 
 _WITHDRAWN = "withdrawn by the CLI: no node answered in time"
@@ -413,4 +469,4 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["ANSWERED", "ACCEPTED", "REFUSED", "MODES", "Answer", "ControlPoller", "ControlState", "Controller", "cli", "start_mode_refusal"]
+__all__ = ["ANSWERED", "ACCEPTED", "NO_ANSWER", "REFUSED", "MODES", "Answer", "ControlPoller", "ControlState", "Controller", "Reply", "cli", "normal_mode", "permissions", "send_command", "start_mode_refusal"]

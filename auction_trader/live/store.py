@@ -279,8 +279,10 @@ class LiveStore(ExecutionStore):
         self._put(("position", row))
 
     def write_checkpoint(self, state: Mapping[str, Any], ts_ms: int | None = None) -> None:
-        """Replace the checkpoint. The state is serialised here, in the caller, so that later changes
-        to the caller's objects cannot leak into what is stored."""
+        """Replace the checkpoint: ``{"strategy": AuctionStrategy.checkpoint(), "node":
+        ControlState.state()}`` (mode, active, halted, halt_reason), plus whatever else the node must
+        restore. The state is serialised here, in the caller, so that later changes to the caller's
+        objects cannot leak into what is stored (a minute's checkpoint is one ``json.dumps``)."""
         self._put(("checkpoint", int(ts_ms if ts_ms is not None else now_ms()), to_json(state)))
 
     def write_node_status(self, **fields: Any) -> None:
