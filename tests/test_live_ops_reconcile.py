@@ -18,6 +18,7 @@ from auction_trader.live.reconcile import (
     act,
     plan_from_state,
     reconcile,
+    snapshot_from_bybit,
 )
 
 # A long of 0.003 BTC: stop 86_900.0 for all, TP1 0.002 at 87_200.0, TP2 0.001 at 87_400.0.
@@ -208,3 +209,38 @@ def test_act_halts_alerts_and_returns_orders():
     assert act(reconcile(PLAN, venue(qty=0.001)), c, alerts) == ()
     assert c.state.halted and c.state.halt_reason == "position mismatch: venue LONG 0.001, plan LONG 0.003" and not c.may_enter()
     assert [k for k, _ in alerts.sent] == ["position_mismatch", "position_mismatch", "halt"]
+
+
+# -- Bybit answers ---------------------------------------------------------------------------------
+# Shapes as in Bybit v5 /v5/position/list and /v5/order/realtime (fields trimmed to the ones read).
+
+
+def _bybit_order(link, side, order_type, qty, price="0", trigger="0", leaves=None, symbol="BTCUSDT", cum="0"):
+    return {"orderId": f"v-{link}", "orderLinkId": link, "symbol": symbol, "side": side, "orderType": order_type, "qty": qty,
+            "price": price, "triggerPrice": trigger, "leavesQty": leaves if leaves is not None else qty, "cumExecQty": cum,
+            "stopOrderType": "Stop" if trigger != "0" else "", "reduceOnly": True}
+
+
+def test_snapshot_from_bybit_matches_the_plan():
+    positions = [{"symbol": "BTCUSDT", "side": "Buy", "size": "0.003", "avgPrice": "87000.00"},
+                 {"symbol": "ETHUSDT", "side": "Sell", "size": "5.0", "avgPrice": "3000.00"}]
+    orders = [_bybit_order("AT-2-stop", "Sell", "Market", "0.003", trigger="86900.00"),
+              _bybit_order("AT-2-tp1", "Sell", "Limit", "0.002", price="87200.00"),
+              _bybit_order("AT-2-tp2", "Sell", "Limit", "0.001", price="87400.00"),
+              _bybit_order("eth-1", "Buy", "Limit", "1", price="2900", symbol="ETHUSDT")]
+    snap = snapshot_from_bybit(positions, orders, "BTCUSDT", 5_000)
+    assert (snap.side, snap.qty, snap.avg_price, snap.ts_ms) == ("LONG", 0.003, 87_000.0, 5_000)
+    assert snap.orders[0] == VenueOrder("AT-2-stop", "SELL", "STOP_MARKET", 0.003, None, 86_900.0)
+    assert snap.orders[1] == VenueOrder("AT-2-tp1", "SELL", "LIMIT", 0.002, 87_200.0, None)
+    assert len(snap.orders) == 3
+    assert reconcile(PLAN, snap).action == MATCH
+
+
+def test_snapshot_from_bybit_flat_partial_and_manual():
+    flat = snapshot_from_bybit([{"symbol": "BTCUSDT", "side": "", "size": "0", "avgPrice": "0"}], [], "BTCUSDT", 1)
+    assert (flat.side, flat.qty) == (None, 0.0)
+    part = snapshot_from_bybit([], [_bybit_order("AT-5-entry", "Buy", "Limit", "0.005", price="86950", leaves="", cum="0.002")], "BTCUSDT", 1)
+    assert part.orders[0].qty == pytest.approx(0.003)
+    manual = snapshot_from_bybit([], [_bybit_order("", "Sell", "Limit", "0.001", price="90000")], "BTCUSDT", 1)
+    assert manual.orders[0].client_order_id is None
+    assert reconcile(Plan(None, 0.0), manual).reason == "venue order not in the plan: no client id SELL LIMIT 0.001"

@@ -97,6 +97,43 @@ def _check_side(side: str | None, who: str) -> None:
         raise ValueError(f"{who} side must be LONG, SHORT or None (got {side!r})")
 
 
+_KINDS = {
+    "MARKET": "market", "LIMIT": "limit",
+    # Bybit reports every conditional order as a Market or Limit order with a trigger price; which
+    # Nautilus type placed it (stop or if-touched) is not in the answer.
+    "STOP_MARKET": "trigger-market", "MARKET_IF_TOUCHED": "trigger-market", "TRAILING_STOP_MARKET": "trigger-market",
+    "STOP_LIMIT": "trigger-limit", "LIMIT_IF_TOUCHED": "trigger-limit", "TRAILING_STOP_LIMIT": "trigger-limit",
+}
+
+
+def order_kind(order_type: str) -> str:
+    """What can be compared across Nautilus and Bybit: market, limit, trigger-market, trigger-limit."""
+    return _KINDS.get(order_type.upper(), order_type.upper())
+
+
+def snapshot_from_bybit(positions: list[Mapping[str, Any]], orders: list[Mapping[str, Any]], symbol: str, ts_ms: int) -> VenueSnapshot:
+    """A :class:`VenueSnapshot` from Bybit v5 answers: ``/v5/position/list`` and ``/v5/order/realtime``
+    ``result.list`` (one-way mode; other symbols ignored). ``orderLinkId`` is our client order id
+    (Nautilus sends it); an empty one is an order placed by hand."""
+    side, qty, avg = None, 0.0, None
+    for p in positions:
+        size = float(p.get("size") or 0)
+        if p.get("symbol") == symbol and size > 0 and p.get("side") in ("Buy", "Sell"):
+            side, qty, avg = (LONG if p["side"] == "Buy" else SHORT), size, float(p["avgPrice"]) if p.get("avgPrice") else None
+    venue_orders = []
+    for o in orders:
+        if o.get("symbol") != symbol:
+            continue
+        trigger = float(o.get("triggerPrice") or 0) or None
+        limit = o.get("orderType") == "Limit"
+        kind = ("STOP_LIMIT" if limit else "STOP_MARKET") if trigger else ("LIMIT" if limit else "MARKET")
+        leaves = o.get("leavesQty")
+        remaining = float(leaves) if leaves not in (None, "") else float(o["qty"]) - float(o.get("cumExecQty") or 0)
+        venue_orders.append(VenueOrder(o.get("orderLinkId") or None, "BUY" if o["side"] == "Buy" else "SELL", kind, remaining,
+                                       float(o["price"]) if limit and o.get("price") else None, trigger))
+    return VenueSnapshot(side, qty, avg, tuple(venue_orders), ts_ms)
+
+
 def _steps(qty: float, step: float) -> int:
     return round(qty / step)
 
@@ -142,7 +179,7 @@ def reconcile(plan: Plan, venue: VenueSnapshot, *, step: float = 0.001, tick: fl
         differs = [
             what for what, same in (
                 ("side", theirs.side == mine.side),
-                ("type", theirs.order_type == mine.order_type),
+                ("type", order_kind(theirs.order_type) == order_kind(mine.order_type)),
                 ("price", _same_level(theirs.price, mine.price, tick)),
                 ("trigger", _same_level(theirs.trigger_price, mine.trigger_price, tick)),
                 # a partly filled order rests with less; more than the plan wants is not ours
