@@ -48,11 +48,13 @@ from nautilus_trader.core.nautilus_pyo3 import BybitEnvironment, BybitMarginMode
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import QuoteTick, TradeTick
 from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import FIXED_PRECISION, Price, Quantity
 
 from auction_trader.adapters.bybit.data import AuctionBybitDataClientConfig, AuctionBybitLiveDataClientFactory
 from auction_trader.adapters.bybit.rest import DEFAULT_REST, BybitRest
 from auction_trader.backtest.funding import next_funding_after
 from auction_trader.config import AuctionConfig
+from auction_trader.instrument import BTCUSDT as SPEC
 from auction_trader.live.recorder import TickRecorder, read_gaps
 from auction_trader.live.sequencer import MINUTE_NS, MinuteSequencer
 from auction_trader.live.warmup import Coverage, load_warmup
@@ -167,19 +169,26 @@ class LiveFeed(Actor):
             self.node.fatal(exc)
 
 
+def _at(raw: int, precision: int) -> int:
+    """A fixed-point raw value rounded to ``precision`` decimals (Bybit prints BTCUSDT prices with
+    two decimals on a 0.1 tick; our catalogs and the backtest instrument use one)."""
+    unit = 10 ** (FIXED_PRECISION - precision)
+    return (raw + unit // 2) // unit * unit
+
+
 def _restamp_quote(q: QuoteTick) -> QuoteTick:
-    """The quote with ``ts_init = ts_event`` (exchange time): how the recording and every catalog
-    here are stamped, and the order the paper engine replays."""
-    if q.ts_init == q.ts_event:
-        return q
+    """The quote as our catalogs hold it: ``ts_init = ts_event`` (exchange time, the order the
+    paper engine replays) and the instrument spec's precisions (the backtest instrument's)."""
     bid, ask, bs, az = q.bid_price, q.ask_price, q.bid_size, q.ask_size
-    return QuoteTick.from_raw(q.instrument_id, bid.raw, ask.raw, bid.precision, ask.precision, bs.raw, az.raw, bs.precision, az.precision, q.ts_event, q.ts_event)
+    pp, sp = SPEC.price_precision, SPEC.size_precision
+    return QuoteTick.from_raw(q.instrument_id, _at(bid.raw, pp), _at(ask.raw, pp), pp, pp, _at(bs.raw, sp), _at(az.raw, sp), sp, sp, q.ts_event, q.ts_event)
 
 
 def _restamp_trade(t: TradeTick) -> TradeTick:
-    if t.ts_init == t.ts_event:
-        return t
-    return TradeTick(t.instrument_id, t.price, t.size, t.aggressor_side, t.trade_id, t.ts_event, t.ts_event)
+    pp, sp = SPEC.price_precision, SPEC.size_precision
+    price = Price.from_raw(_at(t.price.raw, pp), pp)
+    size = Quantity.from_raw(_at(t.size.raw, sp), sp)
+    return TradeTick(t.instrument_id, price, size, t.aggressor_side, t.trade_id, t.ts_event, t.ts_event)
 
 
 class LiveNode:
@@ -389,6 +398,7 @@ class LiveNode:
         if self._fatal is not None:
             return
         limit = self._funding_limit(now_ns)
+        self._update_warm(now_ns - self.sequencer.grace_ns)  # before the minute it completes is decided
         released = self.sequencer.release(now_ns, limit)
         if released:
             self._deliver(released, warmup=False)
@@ -396,8 +406,8 @@ class LiveNode:
         self._watch(now_ns)
         minute = self.sequencer.closed_minute()
         if self._minute_reported is None:
-            self._minute_reported = minute
-        elif minute > self._minute_reported:
+            self._minute_reported = (now_ns - self.sequencer.grace_ns) // MINUTE_NS * MINUTE_NS - MINUTE_NS
+        if minute > self._minute_reported:
             self._minute_reported = minute
             self._on_minute_closed(minute, now_ns)
         self._poll_control()
@@ -549,7 +559,7 @@ class LiveNode:
         if self.paper is None or self.mode == "dry-run":
             return None
         if self._funding_next is None:
-            self._funding_next = next_funding_after(max(self.sequencer.watermark, 1))
+            self._funding_next = next_funding_after(max(self.sequencer.watermark, now_ns - self.sequencer.grace_ns))
         instant = self._funding_next
         if now_ns - self.sequencer.grace_ns < instant:
             return None
@@ -683,10 +693,10 @@ class LiveNode:
                     self.node.dispose()
                 except Exception:
                     log.exception("dispose")
-            if self.paper is not None:
-                self.paper.finish()
             if self.store is not None:
                 self._write_status()
+            if self.paper is not None:
+                self.paper.finish()
             if self.recorder is not None:
                 self.recorder.close()
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -695,7 +705,10 @@ class LiveNode:
                 self.alerts.close()
             if self.store is not None:
                 self.store.close()
-        self._say(f"stopped: {self.ticks} ticks recorded, {self.sequencer.late} late, {self.fills} fills, {self.hooks.signals} minutes decided")
+        self._say(
+            f"stopped: {self.ticks} ticks recorded, {self.sequencer.late} late (at most {self.sequencer.late_max_ms:.0f} ms behind), "
+            f"{self.fills} fills, {self.hooks.signals} minutes decided, {self.stale_alerts} stale alerts, {self.divergences} divergences",
+        )
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
