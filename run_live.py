@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, strategy_factory=None) -> int:
+    """``strategy_factory(config, hooks)``: another strategy than AuctionStrategy (tests)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in CONTROL_COMMANDS:
         from auction_trader.live.control import cli  # noqa: PLC0415
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
     )
     try:
-        return LiveNode(config, options).run()
+        return LiveNode(config, options, strategy_factory=strategy_factory).run()
     except StartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -65,7 +65,8 @@ MODES = ("dry-run", "paper", "shadow", "live")
 ENVIRONMENTS = {"mainnet": BybitEnvironment.MAINNET, "demo": BybitEnvironment.DEMO, "testnet": BybitEnvironment.TESTNET}
 KEY_SUFFIX = {"mainnet": "", "demo": "_DEMO", "testnet": "_TESTNET"}
 PUMP_MS = 100  # how often released ticks are handed on (and the watchdog looks)
-FUNDING_WAIT_NS = 20_000_000_000  # how long paper waits past a settlement for the published rate
+FUNDING_WAIT_NS = 20_000_000_000
+PROGRESS_WAIT_NS = 5_000_000_000  # a minute's progress line waits this long for its decision  # how long paper waits past a settlement for the published rate
 
 
 class StartError(RuntimeError):
@@ -119,6 +120,7 @@ class NodeHooks:
     node: LiveNode
     sequenced: bool = False
     last_signal: dict | None = None
+    recent: dict = field(default_factory=dict)  # ts_min (ms) -> signals_1m row, the latest few
     signals: int = 0
 
     def may_enter(self) -> bool:
@@ -128,6 +130,9 @@ class NodeHooks:
         if table == "signals_1m":
             self.last_signal = row
             self.signals += 1
+            self.recent[row["ts_min"]] = row
+            if len(self.recent) > 16:
+                self.recent.pop(min(self.recent))
         self.node.record(table, row)
 
 
@@ -221,6 +226,7 @@ class LiveNode:
         self._last_tick_ts: int | None = None
         self._stale_since_ts: int | None = None
         self._minute_reported: int | None = None
+        self._progress_due: list[int] = []
         self._live_minute: int | None = None
         self._fatal: BaseException | None = None
         self._control_after = 0
@@ -403,6 +409,7 @@ class LiveNode:
         if released:
             self._deliver(released, warmup=False)
         self._close_live_minutes()
+        self._flush_progress()
         self._watch(now_ns)
         minute = self.sequencer.closed_minute()
         if self._minute_reported is None:
@@ -448,11 +455,24 @@ class LiveNode:
         self._update_warm(now_ns)
         if self.mode == "shadow":
             self._shadow_compare()
-        self._progress(minute)
+        # The paper engine decides a minute at its first tick after the boundary: the line waits
+        # for that decision (or PROGRESS_WAIT_NS more of watermark, for a minute without one).
+        self._progress_due.append(minute)
+        self._flush_progress()
         self._write_status()
 
+    def _flush_progress(self) -> None:
+        sig = self.hooks.last_signal
+        decided = sig["ts_min"] * 1_000_000 if sig else -1
+        while self._progress_due:
+            minute = self._progress_due[0]
+            if decided < minute and self.sequencer.watermark < minute + MINUTE_NS + PROGRESS_WAIT_NS:
+                return
+            self._progress_due.pop(0)
+            self._progress(minute)
+
     def _progress(self, minute: int) -> None:
-        sig = self.hooks.last_signal or {}
+        sig = self.hooks.recent.get(minute // 1_000_000) or {}
         snap = json.loads(sig.get("feature_snapshot") or "{}") if sig else {}
         covered = self.coverage.covered(minute + MINUTE_NS)
         warm = "warm" if self.gate.warmed_up else f"warm-up {covered}/{self.warmup_needed}"
@@ -462,9 +482,7 @@ class LiveNode:
         state = "active" if self.gate.active else "inactive"
         if self.gate.halted:
             state = f"HALTED ({self.gate.halt_reason})"
-        decision = sig.get("chosen_action", "-")
-        if sig and sig.get("ts_min") is not None and sig["ts_min"] * 1_000_000 < minute:
-            decision = "-"  # no decision for this minute (no row yet)
+        decision = sig.get("chosen_action", "-")  # "-": no decision for this minute (no tick after it)
         self._say(
             f"{_hm(minute)} {self.mode} {state} {warm} | POC {_f(snap.get('poc'))} VAL {_f(snap.get('val'))} VAH {_f(snap.get('vah'))}"
             f" OF {_f(snap.get('of_1m'), '+.2f')} qimb {_f(snap.get('qimb'), '+.3f')} amb {_f(snap.get('ambiguous_frac'), '.3f')}"
@@ -696,6 +714,7 @@ class LiveNode:
             if self.store is not None:
                 self._write_status()
             if self.paper is not None:
+                self._say(f"paper: {self.paper.ticks_fed} ticks fed, last at {self.paper.last_ts}")
                 self.paper.finish()
             if self.recorder is not None:
                 self.recorder.close()

@@ -39,6 +39,7 @@ class PaperVenue:
         self._pending: list = []
         self._fills_seen = 0
         self.ticks_fed = 0
+        self.last_ts: int | None = None  # exchange time of the latest tick fed
         self._rate_bps: float | None = None
 
     @property
@@ -75,6 +76,7 @@ class PaperVenue:
             self.engine.add_data(ticks, sort=True)
         self.engine.run(streaming=True)
         self.ticks_fed += len(ticks)
+        self.last_ts = ticks[-1].ts_init
         return self.new_fills()
 
     def new_fills(self) -> list[dict]:
