@@ -48,8 +48,14 @@ class RemoteStandIn:
     def fail_next(self, n: int, code: int = 10006, scope: str = "orders") -> None:
         self._call("fail_next", n=n, code=code, scope=scope)
 
-    def delay_acks(self, ms: int) -> None:
-        self._call("delay_acks", ms=ms)
+    def delay_acks(self, ms: int, frames_first: bool = False) -> None:
+        self._call("delay_acks", ms=ms, frames_first=frames_first)
+
+    def push_quote(self, bid: str, ask: str, bid_size: str = "1.000", ask_size: str = "1.000") -> None:
+        self._call("push_quote", bid=str(bid), ask=str(ask), bid_size=str(bid_size), ask_size=str(ask_size))
+
+    def push_trade(self, price: str, size: str = "0.001", side: str = "Buy") -> None:
+        self._call("push_trade", price=str(price), size=str(size), side=side)
 
     def set_position(self, size: str | float, avg_price: str | float | None = None) -> dict:
         return self._call("set_position", size=str(size), avg_price=None if avg_price is None else str(avg_price))

@@ -68,6 +68,7 @@ class Faults:
     fail_left: int = 0
     fail_scope: str = "orders"  # orders | all (every signed REST request and trade-socket op)
     ack_delay_ms: int = 0
+    frames_first: bool = False
 
 
 class StandIn:
@@ -266,9 +267,13 @@ class StandIn:
             raise ValueError(f"fail_next: scope must be 'orders' or 'all', got {scope!r}")
         self.faults.fail_code, self.faults.fail_left, self.faults.fail_scope = int(code), int(n), scope
 
-    def delay_acks(self, ms: int) -> None:
-        """Hold every order acknowledgement (REST and trade socket) for ``ms`` milliseconds."""
+    def delay_acks(self, ms: int, frames_first: bool = False) -> None:
+        """Hold every order acknowledgement (REST and trade socket) for ``ms`` milliseconds.
+        Normally the private order/execution frames an order causes follow its ack by
+        ``private_delay_ms``; with ``frames_first`` they go out at once, before the delayed ack
+        (the ordering that makes Nautilus 1.231 lose ``OrderAccepted``)."""
         self.faults.ack_delay_ms = int(ms)
+        self.faults.frames_first = bool(frames_first)
 
     def set_position(self, size: str | float, avg_price: str | float | None = None) -> dict:
         """Seed or change the position behind the client's back (signed size in BTC)."""
@@ -288,6 +293,37 @@ class StandIn:
             return o.as_bybit()
 
         return self.call(go)
+
+    def push_quote(self, bid: str, ask: str, bid_size: str = "1.000", ask_size: str = "1.000") -> None:
+        """Inject an L1 change (prices in USDT, sizes in BTC): the exchange sees it and
+        subscribers get an ``orderbook.1`` snapshot. For deterministic tests run with
+        ``feed=False`` (``--no-feed``) so the synthetic market does not move the book too."""
+        q = Quote(self._offset_ns(), _units(bid, 10), _units(ask, 10), _units(bid_size, 1000), _units(ask_size, 1000))
+
+        def go():
+            self._last_quote = q
+            self.exchange.on_quote(q)
+            self._send_book(q, now_ms())
+            self._send_ticker()
+
+        self.call(go)
+
+    def push_trade(self, price: str, size: str = "0.001", side: str = "Buy") -> None:
+        """Inject a public trade (taker ``side``): triggers conditionals, fills limits it prints
+        through, and goes out on ``publicTrade``."""
+        if side not in ("Buy", "Sell"):
+            raise ValueError(f"push_trade: side must be Buy or Sell, got {side!r}")
+        t = Trade(self._offset_ns(), _units(price, 10), _units(size, 1000), side, f"inj-{uuid.uuid4().hex[:12]}")
+
+        def go():
+            self.exchange.on_trade(t)
+            self._recent_trades.append(t)
+            self._send_trades([t])
+
+        self.call(go)
+
+    def _offset_ns(self) -> int:
+        return (now_ms() - self._t0_ms) * 1_000_000
 
     def settle_funding(self, rate: str | None = None) -> dict:
         """Settle funding now at ``rate`` (default: the stand-in's rate) on the open position."""
@@ -332,7 +368,7 @@ class StandIn:
     async def _control(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         args = await request.json() if request.can_read_body else {}
-        allowed = {"drop", "freeze", "fail_next", "delay_acks", "set_position", "seed_order", "settle_funding", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "urls"}
+        allowed = {"drop", "freeze", "fail_next", "delay_acks", "set_position", "seed_order", "settle_funding", "push_quote", "push_trade", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "urls"}
         if name not in allowed:
             return web.json_response({"error": f"unknown control {name!r}; one of {sorted(allowed)}"}, status=404)
         # Controls run in a worker thread: they call back into this loop through ``call``.
@@ -500,9 +536,9 @@ class StandIn:
             if c.authed and kind in c.topics and c.queue is not None:
                 c.queue.put_nowait((due, text))
 
-    def _release_held(self, held: list[tuple[str, dict]]) -> None:
+    def _release_held(self, held: list[tuple[str, dict]], delay_ms: int | None = None) -> None:
         for kind, payload in held:
-            self._deliver(kind, payload, self.private_delay_ms)
+            self._deliver(kind, payload, self.private_delay_ms if delay_ms is None else delay_ms)
 
     async def _private_sender(self, c: _Conn) -> None:
         while True:
@@ -691,6 +727,9 @@ class StandIn:
                 resp = {**base, "retCode": 10001, "retMsg": f"unsupported op {op}", "data": {}, "retExtInfo": {}, "header": _limit_headers()}
         finally:
             held, self._held = self._held, None
+        if self.faults.frames_first:
+            self._release_held(held, 0)
+            held = []
         if self.faults.ack_delay_ms:
             await asyncio.sleep(self.faults.ack_delay_ms / 1000)
         await self._safe_send(c, json.dumps(resp))
@@ -775,6 +814,9 @@ class StandIn:
         finally:
             if path in ORDER_PATHS:
                 held, self._held = self._held, None
+        if held and self.faults.frames_first:
+            self._release_held(held, 0)
+            held = []
         if path in ORDER_PATHS and self.faults.ack_delay_ms:
             await asyncio.sleep(self.faults.ack_delay_ms / 1000)
         response = web.json_response(result, headers=_limit_headers(), dumps=lambda o: json.dumps(o, separators=(",", ":")))
@@ -1008,6 +1050,14 @@ class StandIn:
             results.append({"category": b.get("category"), "symbol": item.get("symbol"), **(data or {"orderId": "", "orderLinkId": item.get("orderLinkId", "")}), "createAt": str(now_ms())})
             ext.append({"code": code, "msg": msg})
         return _ok({"list": results}, ext={"list": ext})
+
+
+def _units(value: str | float, per_unit: int) -> int:
+    """``"50000.1"`` with 10 per unit -> 500001, exactly; refuses values off the grid."""
+    d = Decimal(str(value)) * per_unit
+    if d != d.to_integral_value():
+        raise ValueError(f"{value} is not a multiple of {Decimal(1) / per_unit}")
+    return int(d)
 
 
 def _truthy(v) -> bool:
