@@ -55,6 +55,7 @@ from auction_trader.adapters.bybit.rest import DEFAULT_REST, BybitRest
 from auction_trader.backtest.funding import next_funding_after
 from auction_trader.config import AuctionConfig
 from auction_trader.instrument import BTCUSDT as SPEC
+from auction_trader.live.control import ControlState
 from auction_trader.live.recorder import TickRecorder, read_gaps
 from auction_trader.live.sequencer import MINUTE_NS, MinuteSequencer
 from auction_trader.live.warmup import Coverage, load_warmup
@@ -99,18 +100,9 @@ def api_keys(environment: str, environ: dict | None = None) -> tuple[str, str] |
     return None
 
 
-@dataclass
-class Gate:
-    """May the strategy open a position now? Active, not halted, warmed up, a trading mode."""
-
-    mode: str
-    active: bool = False
-    halted: bool = False
-    halt_reason: str | None = None
-    warmed_up: bool = False
-
-    def may_enter(self) -> bool:
-        return self.mode != "dry-run" and self.active and not self.halted and self.warmed_up
+#: May the strategy open a position now? Active, not halted, warmed up, a trading mode; persisted in
+#: the checkpoint (a halt survives restarts until ``resolve``). See :mod:`auction_trader.live.control`.
+Gate = ControlState
 
 
 @dataclass
@@ -210,7 +202,9 @@ class LiveNode:
         self.instrument_id = InstrumentId.from_str(config.instrument_id)
         self.data_dir = Path(options.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.gate = Gate(self.mode, active=not config.startup.require_manual_activation)
+        self.gate = ControlState.initial(self.mode, require_manual_activation=config.startup.require_manual_activation, warmup_needed=config.startup.warmup_minutes)
+        self.control = None  # Controller (rules, halts, alerts) once the store is open
+        self.poller = None
         self.hooks = NodeHooks(self, sequenced=self.mode == "live")
         self.strategy_factory = strategy_factory or _auction_strategy
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="live-rest")
@@ -229,8 +223,6 @@ class LiveNode:
         self._progress_due: list[int] = []
         self._live_minute: int | None = None
         self._fatal: BaseException | None = None
-        self._control_after = 0
-        self._control_reader = None
         self._funding_next: int | None = None
         self._funding_future = None
         self._funding_rate_bps: float | None = None
@@ -252,8 +244,24 @@ class LiveNode:
         from auction_trader.live.alerts import AlertSink  # noqa: PLC0415 (l-ops modules)
         from auction_trader.live.store import LiveStore  # noqa: PLC0415
 
+        from auction_trader.live.control import ControlPoller, Controller, start_mode_refusal  # noqa: PLC0415
+
         self.store = LiveStore(self.data_dir / "execution.db")
         self.alerts = AlertSink(self.store, self.mode)
+        saved = (self.store.checkpoint() or {}).get("node")
+        last = self.store.node_status() or {}
+        flat = str((last.get("position") or {}).get("side", "FLAT")).upper() == "FLAT"
+        refusal = start_mode_refusal(saved, self.mode, flat)
+        if refusal is not None:
+            raise StartError(refusal)
+        startup = self.config.startup
+        self.gate = ControlState.initial(self.mode, require_manual_activation=startup.require_manual_activation, warmup_needed=self.warmup_needed, saved=saved)
+        self.control = Controller(self.gate, self.alerts, on_change=self._control_changed, describe=self._describe)
+        self.poller = ControlPoller(self.store, self.control.handle)
+        if self.gate.halted:
+            self._say(f"HALTED (from the last run): {self.gate.halt_reason}; no new entries until `run_live.py resolve`")
+        elif saved and self.gate.active:
+            self._say("active (from the last run): entries resume once warmed up")
         self.recorder = TickRecorder(self.data_dir / "catalog", str(self.instrument_id))
 
     def record(self, table: str, row: dict) -> None:
@@ -382,7 +390,7 @@ class LiveNode:
 
     def _update_warm(self, now_ns: int) -> None:
         was = self.gate.warmed_up
-        self.gate.warmed_up = self.coverage.complete(now_ns)
+        self.gate.warmup_minutes = self.coverage.covered(now_ns)
         if self.gate.warmed_up and not was:
             self._say(f"warm-up complete: the last {self.warmup_needed} minutes are covered" + ("" if self.gate.active else "; waiting for `run_live.py activate`"))
 
@@ -459,6 +467,7 @@ class LiveNode:
         # for that decision (or PROGRESS_WAIT_NS more of watermark, for a minute without one).
         self._progress_due.append(minute)
         self._flush_progress()
+        self._write_checkpoint()
         self._write_status()
 
     def _flush_progress(self) -> None:
@@ -664,43 +673,38 @@ class LiveNode:
 
     def _poll_control(self) -> None:
         """Answer the control rows written by ``run_live.py activate|deactivate|resolve|status``
-        (or the dashboard); the rules are :func:`auction_trader.live.control.decide`'s."""
+        (or the dashboard), on this loop, by :class:`auction_trader.live.control.Controller`'s rules."""
         now = time.time_ns()
         if now - getattr(self, "_control_polled", 0) < 500_000_000:
             return
         self._control_polled = now
-        if self._control_reader is None:
-            self._control_reader = self.store.reader(self.store.path)
-        for row in self._control_reader.pending_control(self._control_after):
-            self._control_after = max(self._control_after, int(row["id"]))
-            status, answer = self._decide(row["command"], json.loads(row.get("args") or "{}"))
-            self.store.answer_control(int(row["id"]), status, answer)
-            self._say(f"control: {row['command']} -> {status}: {answer}")
+        self.gate.warmup_minutes = self.coverage.covered(now)
+        self.control.set_flat(self._position()["side"] == "FLAT")
+        if self.poller.poll_once():
             self._write_status()
 
-    def _decide(self, command: str, args: dict) -> tuple[str, str]:
-        g = self.gate
-        if command == "status":
-            covered = self.coverage.covered(time.time_ns())
-            return "answered", json.dumps({"mode": self.mode, "active": g.active, "halted": g.halted, "halt_reason": g.halt_reason, "warmed_up": g.warmed_up, "warmup_minutes": covered, "warmup_needed": self.warmup_needed, "position": self._position()}, default=str)
-        if command == "activate":
-            if self.mode == "dry-run":
-                return "refused", "dry-run never trades"
-            if g.halted:
-                return "refused", f"halted ({g.halt_reason}): resolve first"
-            if not g.warmed_up:
-                return "refused", f"warm-up incomplete: {self.coverage.covered(time.time_ns())}/{self.warmup_needed} minutes covered"
-            g.active = True
-            return "accepted", "active: entries allowed"
-        if command == "deactivate":
-            g.active = False
-            return "accepted", "inactive: no new entries; open positions keep their stops and targets"
-        if command == "resolve":
-            if not g.halted:
-                return "answered", "not halted"
-            g.halted, g.halt_reason = False, None
-            return "accepted", "halt cleared; activate to trade again"
-        return "refused", f"unknown command {command!r}"
+    def _control_changed(self, state) -> None:
+        """Activation, deactivation, halt or resolve: checkpoint and status at once."""
+        self._say(f"control: mode {state.mode}, {'active' if state.active else 'observation'}" + (f", HALTED ({state.halt_reason})" if state.halted else ""))
+        self._write_checkpoint()
+        self._write_status()
+
+    def _write_checkpoint(self) -> None:
+        """The node's decision state (and the strategy's, when it can give one): every minute and
+        on every change."""
+        state: dict = {"node": self.gate.state()}
+        checkpoint = getattr(self.strategy, "checkpoint", None)
+        if callable(checkpoint):
+            try:
+                state["strategy"] = checkpoint()
+            except Exception:
+                log.exception("strategy checkpoint failed; the node state is stored alone")
+        self.store.write_checkpoint(state)
+
+    def _describe(self) -> dict:
+        pos = self._position()
+        return {"position": "flat" if pos["side"] == "FLAT" else f"{pos['side']} {pos['qty']:g} @ {pos['entry']:.1f}, uPnL {pos['unrealized']:+.2f}",
+                "balance": pos["balance"], "ticks": self.ticks, "late ticks": self.sequencer.late, "fills": self.fills, "pid": os.getpid()}
 
     # -- stop ---------------------------------------------------------------------------------------
 
@@ -711,7 +715,10 @@ class LiveNode:
                     self.node.dispose()
                 except Exception:
                     log.exception("dispose")
+            if self.poller is not None:
+                self.poller.stop()
             if self.store is not None:
+                self._write_checkpoint()
                 self._write_status()
             if self.paper is not None:
                 self._say(f"paper: {self.paper.ticks_fed} ticks fed, last at {self.paper.last_ts}")
