@@ -81,3 +81,72 @@ def test_halt_survives_restart_until_resolve_and_activation_survives_kill_9(stan
                         ("status", "answered"), ("resolve", "refused")]
     kinds = [a["type"] for a in rows(data, "alerts")]
     assert kinds == ["activation", "resolve", "activation", "activation", "resolve"]
+
+
+class OpsNode(NodeProcess):
+    """run_live.py through tests/live_ops_driver.py (reconciliation every ``AUCTION_TEST_RECONCILE_S``)."""
+
+    def __init__(self, args: list[str], env: dict) -> None:
+        import os
+        import subprocess
+        import sys
+        import threading
+
+        from tests.live_harness import REPO
+
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.live_ops_driver", *args], cwd=REPO, env=full_env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+
+def _wait(fn, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.2)
+    return fn()
+
+
+def test_live_position_changed_behind_the_nodes_back_halts_once_and_stays_halted(tmp_path, capsys):
+    s = standin_mod.StandIn(seed=7, port=0).start()
+    data = tmp_path / "live"
+    args = ["--live", "--yes-i-mean-live", "--environment", "demo", "--data-dir", str(data), *endpoint_args(s),
+            *[a for x in SETTINGS for a in ("--set", x)]]
+    env = {"BYBIT_API_KEY_DEMO": s.api_key, "BYBIT_API_SECRET_DEMO": s.api_secret, "AUCTION_TEST_RECONCILE_S": "1"}
+    d = ["--data-dir", str(data), "--timeout", "20"]
+    node = restarted = None
+    try:
+        node = OpsNode(args, env)
+        assert node.wait_for(r"reconciliation at start: MATCH: venue matches the plan \(flat, 0 order\(s\)\)", 60), node.output[-3000:]
+        s.set_position("0.002", "50000")  # a manual trade on the venue
+        assert node.wait_for(r"control: mode live, observation, HALTED \(position mismatch: venue LONG 0\.002, plan flat\)", 30), node.output[-3000:]
+        time.sleep(3)  # more checks would come every second: none while halted
+        alerts = _wait(lambda: [a for a in rows(data, "alerts") if a["type"] in ("position_mismatch", "halt")], 5)
+        assert [a["type"] for a in alerts] == ["position_mismatch", "halt"], alerts
+        capsys.readouterr()
+        assert cli(["status", *d]) == 0
+        assert "halted           YES: position mismatch: venue LONG 0.002, plan flat" in capsys.readouterr().out
+        node.proc.kill()
+        node.proc.wait(10)
+
+        restarted = OpsNode(args, env)
+        assert restarted.wait_for(r"HALTED \(from the last run\): position mismatch: venue LONG 0\.002, plan flat", 60), restarted.output[-3000:]
+        s.set_position("0")  # the operator closes the manual position, then resolves
+        assert cli(["resolve", *d]) == 0
+        assert "resolve accepted: halt cleared (was: position mismatch: venue LONG 0.002, plan flat)" in capsys.readouterr().out
+        time.sleep(3)  # checks resume: venue and plan agree now
+        assert "HALTED (position" not in "\n".join(restarted.lines[-5:])
+    finally:
+        rc = restarted.stop() if restarted is not None else None
+        if node is not None and node.proc.poll() is None:
+            node.proc.kill()
+        s.stop()
+    assert rc == 0, restarted.output[-3000:]
+    kinds = [a["type"] for a in rows(data, "alerts") if a["type"] in ("position_mismatch", "halt", "resolve")]
+    assert kinds == ["position_mismatch", "halt", "resolve"]
+    assert s.orders_received() == 0

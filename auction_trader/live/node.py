@@ -66,6 +66,7 @@ MODES = ("dry-run", "paper", "shadow", "live")
 ENVIRONMENTS = {"mainnet": BybitEnvironment.MAINNET, "demo": BybitEnvironment.DEMO, "testnet": BybitEnvironment.TESTNET}
 KEY_SUFFIX = {"mainnet": "", "demo": "_DEMO", "testnet": "_TESTNET"}
 PUMP_MS = 100  # how often released ticks are handed on (and the watchdog looks)
+RECONCILE_S = 30.0  # live: venue position and orders (REST) against the plan this often
 FUNDING_WAIT_NS = 20_000_000_000
 PROGRESS_WAIT_NS = 5_000_000_000  # a minute's progress line waits this long for its decision  # how long paper waits past a settlement for the published rate
 
@@ -205,6 +206,12 @@ class LiveNode:
         self.gate = ControlState.initial(self.mode, require_manual_activation=config.startup.require_manual_activation, warmup_needed=config.startup.warmup_minutes)
         self.control = None  # Controller (rules, halts, alerts) once the store is open
         self.poller = None
+        from auction_trader.live.reconcile import RunningReconciler  # noqa: PLC0415
+
+        self.reconciler = RunningReconciler(interval_s=RECONCILE_S, confirmations=2, max_age_s=max(10.0, RECONCILE_S))
+        self._recon_future = None
+        self._recon_started = False  # the first comparison (after Nautilus's own reconciliation) needs no confirmation
+        self._plan_changed_ms = 0
         self.hooks = NodeHooks(self, sequenced=self.mode == "live")
         self.strategy_factory = strategy_factory or _auction_strategy
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="live-rest")
@@ -257,7 +264,7 @@ class LiveNode:
         startup = self.config.startup
         self.gate = ControlState.initial(self.mode, require_manual_activation=startup.require_manual_activation, warmup_needed=self.warmup_needed, saved=saved)
         self.control = Controller(self.gate, self.alerts, on_change=self._control_changed, describe=self._describe)
-        self.poller = ControlPoller(self.store, self.control.handle)
+        self.poller = ControlPoller(self.store, self._handle_control)
         if self.gate.halted:
             self._say(f"HALTED (from the last run): {self.gate.halt_reason}; no new entries until `run_live.py resolve`")
         elif saved and self.gate.active:
@@ -426,6 +433,7 @@ class LiveNode:
             self._minute_reported = minute
             self._on_minute_closed(minute, now_ns)
         self._poll_control()
+        self._reconcile(now_ns)
 
     def _deliver(self, ticks: list, warmup: bool) -> None:
         if self.paper is not None:
@@ -650,6 +658,15 @@ class LiveNode:
         order = self.node.kernel.cache.order(event.client_order_id) if self.node is not None else None
         if order is None:
             return
+        self._plan_changed_ms = time.time_ns() // 1_000_000
+        if self.strategy is None or order.strategy_id != self.strategy.id:
+            # Not our strategy's: an order Nautilus's reconciliation adopted from the venue (placed
+            # by hand, or by another program). Not ours to store; a fill of one is a manual trade.
+            if type(event).__name__ == "OrderFilled" and not self.gate.halted:
+                from auction_trader.live.reconcile import act  # noqa: PLC0415
+
+                act(self.reconciler.on_fill(order.client_order_id.value, ()), self.control, self.alerts, self._plan_changed_ms)
+            return
         tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
         venue_id = order.venue_order_id.value if order.venue_order_id is not None else None
         self.store.record(
@@ -669,6 +686,67 @@ class LiveNode:
             },
         )
 
+    # -- reconciliation (live) -----------------------------------------------------------------------
+
+    def _reconcile(self, now_ns: int) -> None:
+        """Live: every RECONCILE_S, the venue's position and open orders (REST, off the loop) against
+        the plan (:mod:`auction_trader.live.reconcile`); a confirmed mismatch alerts and halts. Not
+        while halted: one alert per mismatch, and nothing to protect (no entries)."""
+        if self.mode != "live" or self.strategy is None or self.control is None or self.node is None:
+            return
+        if self.node.kernel.cache.account_for_venue(self.instrument_id.venue) is None:
+            return  # the execution client has not reported the account yet
+        now_ms = now_ns // 1_000_000
+        fut = self._recon_future
+        if fut is None:
+            if not self.gate.halted and self.reconciler.due(now_ms):
+                self._recon_future = self._pool.submit(self.rest.venue_state)
+            return
+        if not fut.done():
+            return
+        self._recon_future = None
+        try:
+            positions, orders, ts_ms = fut.result()
+        except Exception as exc:
+            self.reconciler.last_check_ms = now_ms  # try again in RECONCILE_S
+            log.warning("reconciliation: venue not read (%s)", type(exc).__name__)
+            return
+        if self.gate.halted:
+            return
+        from auction_trader.live.reconcile import act, reconcile, snapshot_from_bybit  # noqa: PLC0415
+
+        snapshot = snapshot_from_bybit(positions, orders, self.config.market.instrument, ts_ms)
+        plan = self._plan()
+        if not self._recon_started:
+            self._recon_started = True
+            self.reconciler.last_check_ms = now_ms
+            verdict = reconcile(plan, snapshot, step=self.reconciler.step, tick=self.reconciler.tick)
+            self._say(f"reconciliation at start: {verdict.action}: {verdict.reason}")
+        else:
+            verdict = self.reconciler.check(plan, snapshot, now_ms, in_flight=bool(self.node.kernel.cache.orders_inflight(instrument_id=self.instrument_id)))
+        place = act(verdict, self.control, self.alerts, now_ms)
+        if place:
+            # Placing protection again is the strategy's (its lifecycle syncs the orders its plan
+            # wants); the alert tells the operator what was missing.
+            self._say(f"RECONCILIATION: protection missing on the venue: {', '.join(o.purpose for o in place)}")
+
+    def _plan(self):
+        """What our strategy holds: its open trade and its own open orders (Nautilus's cache, our
+        strategy id only; orders adopted from the venue are not the plan's)."""
+        from auction_trader.live.reconcile import Plan, PlannedOrder  # noqa: PLC0415
+
+        cache = self.node.kernel.cache
+        orders = []
+        for o in cache.orders_open(instrument_id=self.instrument_id, strategy_id=self.strategy.id):
+            tags = dict(t.split("=", 1) for t in (o.tags or []) if "=" in t)
+            orders.append(PlannedOrder(o.client_order_id.value, tags.get("purpose", ""), o.side.name, o.order_type.name, float(o.leaves_qty),
+                                       float(o.price) if o.has_price else None, float(o.trigger_price) if o.has_trigger_price else None))
+        t = getattr(self.strategy, "trade", None)
+        if t is None or getattr(t, "opened_ns", None) is None or getattr(t, "closed_ns", None) is not None or not t.open_steps:
+            return Plan(None, 0.0, orders=tuple(orders), updated_ms=self._plan_changed_ms)
+        step = float(self.strategy.instrument.size_increment)
+        return Plan("LONG" if t.candidate.direction > 0 else "SHORT", t.open_steps * step, orders=tuple(orders), updated_ms=self._plan_changed_ms)
+
     # -- control ----------------------------------------------------------------------------------
 
     def _poll_control(self) -> None:
@@ -678,10 +756,18 @@ class LiveNode:
         if now - getattr(self, "_control_polled", 0) < 500_000_000:
             return
         self._control_polled = now
-        self.gate.warmup_minutes = self.coverage.covered(now)
-        self.control.set_flat(self._position()["side"] == "FLAT")
         if self.poller.poll_once():
             self._write_status()
+
+    def _handle_control(self, command: str, args: dict):
+        """One command, with the facts the rules need brought up to date first."""
+        self.gate.warmup_minutes = self.coverage.covered(time.time_ns())
+        try:
+            flat = self._position()["side"] == "FLAT"
+        except Exception:  # no account yet: not known to be flat
+            flat = False
+        self.control.set_flat(flat)
+        return self.control.handle(command, args)
 
     def _control_changed(self, state) -> None:
         """Activation, deactivation, halt or resolve: checkpoint and status at once."""
