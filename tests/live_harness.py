@@ -57,16 +57,20 @@ class NodeProcess:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_for(self, pattern: str, timeout: float) -> re.Match | None:
+    def wait_for(self, pattern: str, timeout: float, count: int = 1) -> re.Match | None:
+        """The ``count``-th line matching ``pattern`` (from the start of the output), or None."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         seen = 0
+        found = 0
         while time.monotonic() < deadline:
             lines = self.lines
             for line in lines[seen:]:
                 m = rx.search(line)
                 if m:
-                    return m
+                    found += 1
+                    if found == count:
+                        return m
             seen = len(lines)
             if self.proc.poll() is not None and seen == len(self.lines):
                 return None

@@ -46,6 +46,7 @@ from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig, InstrumentProviderConfig, LoggingConfig, TradingNodeConfig
 from nautilus_trader.core.nautilus_pyo3 import BybitEnvironment, BybitMarginMode, BybitPositionMode, BybitProductType
 from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.data import QuoteTick, TradeTick
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import FIXED_PRECISION, Price, Quantity
@@ -235,6 +236,7 @@ class LiveNode:
         self._funding_rate_bps: float | None = None
         self._shadow_future = None
         self._shadow_last: str | None = None
+        self._shadow_real = None
         self.divergences = 0
         self.fills = 0
         self.paper = None
@@ -304,6 +306,8 @@ class LiveNode:
                 if self._funding_rate_bps is not None:
                     self.paper.set_funding_rate(self._funding_rate_bps)
             self._warm_up()
+            if self.mode == "shadow":
+                self._shadow_future = self._pool.submit(self.rest.account)
             self._write_status()
             self.node.run()
         finally:
@@ -469,8 +473,6 @@ class LiveNode:
         self.recorder.flush(now_ns)
         self.coverage.prune(now_ns)
         self._update_warm(now_ns)
-        if self.mode == "shadow":
-            self._shadow_compare()
         # The paper engine decides a minute at its first tick after the boundary: the line waits
         # for that decision (or PROGRESS_WAIT_NS more of watermark, for a minute without one).
         self._progress_due.append(minute)
@@ -486,6 +488,8 @@ class LiveNode:
             if decided < minute and self.sequencer.watermark < minute + MINUTE_NS + PROGRESS_WAIT_NS:
                 return
             self._progress_due.pop(0)
+            if self.mode == "shadow":
+                self._shadow_compare(minute)
             self._progress(minute)
 
     def _progress(self, minute: int) -> None:
@@ -517,7 +521,7 @@ class LiveNode:
             return out
         account = cache.account_for_venue(self.instrument_id.venue)
         if account is not None:
-            bal = account.balance_total()
+            bal = account.balance_total(USDT)
             out["balance"] = float(bal.as_double()) if bal is not None else None
         positions = cache.positions_open(instrument_id=self.instrument_id)
         if positions:
@@ -625,27 +629,29 @@ class LiveNode:
 
     # -- shadow ---------------------------------------------------------------------------------
 
-    def _shadow_compare(self) -> None:
-        """The minute's paper decision against the same decision sized on the real account (read by
-        REST off the loop; compared at the next minute close when the answer is late)."""
+    def _shadow_compare(self, minute: int) -> None:
+        """The minute's paper decision and position against the real account, as last read by REST
+        (read off the loop: at start and after every minute close)."""
         from auction_trader.live.shadow import compare  # noqa: PLC0415
 
         fut = self._shadow_future
         if fut is not None and fut.done():
             self._shadow_future = None
             try:
-                real = fut.result()
+                self._shadow_real = fut.result()
             except Exception as exc:
                 self._say(f"shadow: real account not read ({type(exc).__name__}: {exc})")
-                real = None
-            if real is not None:
-                diff = compare(self.hooks.last_signal, self._position(), real, self.config, float(self.paper.ctx.instrument.size_increment) if self.paper.ctx else 0.001)
-                key = json.dumps(diff, sort_keys=True) if diff else None
-                if diff and key != self._shadow_last:
-                    self.divergences += 1
-                    self.alerts.emit("shadow_divergence", "paper and the real account differ", diff)
-                    self._say(f"SHADOW DIVERGENCE: {diff}")
-                self._shadow_last = key
+        real = self._shadow_real
+        if real is not None:
+            step = float(self.paper.ctx.instrument.size_increment) if self.paper.ctx is not None else 10.0**-SPEC.size_precision
+            sig = self.hooks.recent.get(minute // 1_000_000)
+            diff = compare(sig, self._position(), real, self.config, step)
+            key = json.dumps(diff, sort_keys=True) if diff else None
+            if diff and key != self._shadow_last:
+                self.divergences += 1
+                self.alerts.emit("shadow_divergence", "paper and the real account differ", diff)
+                self._say(f"SHADOW DIVERGENCE: {key}")
+            self._shadow_last = key
         if self._shadow_future is None:
             self._shadow_future = self._pool.submit(self.rest.account)
 
