@@ -141,6 +141,7 @@ def test_live_position_changed_behind_the_nodes_back_halts_once_and_stays_halted
         assert "resolve accepted: halt cleared (was: position mismatch: venue LONG 0.002, plan flat)" in capsys.readouterr().out
         time.sleep(3)  # checks resume: venue and plan agree now
         assert "HALTED (position" not in "\n".join(restarted.lines[-5:])
+        assert s.orders_received() == 0  # the node never traded against the manual position
     finally:
         rc = restarted.stop() if restarted is not None else None
         if node is not None and node.proc.poll() is None:
@@ -149,4 +150,3 @@ def test_live_position_changed_behind_the_nodes_back_halts_once_and_stays_halted
     assert rc == 0, restarted.output[-3000:]
     kinds = [a["type"] for a in rows(data, "alerts") if a["type"] in ("position_mismatch", "halt", "resolve")]
     assert kinds == ["position_mismatch", "halt", "resolve"]
-    assert s.orders_received() == 0
