@@ -150,3 +150,26 @@ def test_live_position_changed_behind_the_nodes_back_halts_once_and_stays_halted
     assert rc == 0, restarted.output[-3000:]
     kinds = [a["type"] for a in rows(data, "alerts") if a["type"] in ("position_mismatch", "halt", "resolve")]
     assert kinds == ["position_mismatch", "halt", "resolve"]
+
+
+def test_live_manual_fill_halts_at_once(tmp_path):
+    """A market order placed on the venue by hand fills: the node halts on that fill alone (the
+    periodic check is set far away here, so only the fill can be what halted it)."""
+    s = standin_mod.StandIn(seed=7, port=0).start()
+    data = tmp_path / "live"
+    args = ["--live", "--yes-i-mean-live", "--environment", "demo", "--data-dir", str(data), *endpoint_args(s),
+            *[a for x in SETTINGS for a in ("--set", x)]]
+    env = {"BYBIT_API_KEY_DEMO": s.api_key, "BYBIT_API_SECRET_DEMO": s.api_secret, "AUCTION_TEST_RECONCILE_S": "600"}
+    node = None
+    try:
+        node = OpsNode(args, env)
+        assert node.wait_for(r"reconciliation at start: MATCH", 60), node.output[-3000:]
+        s.seed_order(side="Buy", orderType="Market", qty="0.001", orderLinkId="by-hand-1")
+        assert node.wait_for(r"HALTED \(fill of an order the plan does not own: by-hand-1 \(manual trade\?\)\)", 30), node.output[-3000:]
+        assert s.orders_received() == 0
+    finally:
+        rc = node.stop() if node is not None else None
+        s.stop()
+    assert rc == 0, node.output[-3000:]
+    assert [a["type"] for a in rows(data, "alerts") if a["type"] in ("position_mismatch", "halt")] == ["position_mismatch", "halt"]
+    assert rows(data, "orders") == [], "an order placed by hand is not ours to store"
