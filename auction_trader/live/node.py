@@ -228,6 +228,7 @@ class LiveNode:
         self._stale_since_ts: int | None = None
         self._minute_reported: int | None = None
         self._progress_due: list[int] = []
+        self._warmup_pending: list | None = None
         self._live_minute: int | None = None
         self._fatal: BaseException | None = None
         self._control_after = 0
@@ -348,9 +349,9 @@ class LiveNode:
         )
         node.add_data_client_factory("BYBIT", AuctionBybitLiveDataClientFactory)
         if self.mode == "live":
-            from nautilus_trader.adapters.bybit.factories import BybitLiveExecClientFactory  # noqa: PLC0415
+            from auction_trader.adapters.bybit.execution import AuctionBybitLiveExecClientFactory  # noqa: PLC0415
 
-            node.add_exec_client_factory("BYBIT", BybitLiveExecClientFactory)
+            node.add_exec_client_factory("BYBIT", AuctionBybitLiveExecClientFactory)
             self.strategy = self.strategy_factory(self.config, self.hooks)
             node.trader.add_strategy(self.strategy)
             self._watch_orders(node.kernel.msgbus)
@@ -380,7 +381,10 @@ class LiveNode:
             self._say(f"recorded gap: {_hm(g['start_ns'])} - {_hm(g['end_ns'])} UTC ({g['reason']})")
         if wu.ticks:
             self.sequencer.watermark = wu.ticks[-1].ts_init  # live ticks continue after the recording
-            self._deliver(wu.ticks, warmup=True)
+            if self.paper is not None:
+                self._deliver(wu.ticks, warmup=True)
+            else:  # live: the strategy exists once the node runs and its account is known
+                self._warmup_pending = wu.ticks
         self.warmup_ticks = len(wu.ticks)
         self._update_warm(now)
 
@@ -407,6 +411,12 @@ class LiveNode:
         """Every PUMP_MS: release ticks, close minutes, watch the feed, answer control."""
         if self._fatal is not None:
             return
+        if self._warmup_pending is not None:
+            if not self._live_ready():
+                return
+            ticks, self._warmup_pending = self._warmup_pending, None
+            self._deliver(ticks, warmup=True)
+            self._say(f"warm-up replayed into the strategy: {len(ticks)} ticks")
         limit = self._funding_limit(now_ns)
         self._update_warm(now_ns - self.sequencer.grace_ns)  # before the minute it completes is decided
         released = self.sequencer.release(now_ns, limit)
@@ -422,6 +432,11 @@ class LiveNode:
             self._minute_reported = minute
             self._on_minute_closed(minute, now_ns)
         self._poll_control()
+
+    def _live_ready(self) -> bool:
+        """Live mode: the strategy started and the venue account is in the cache."""
+        st = self.strategy
+        return st is not None and getattr(st, "features", None) is not None and self.node.kernel.cache.account_for_venue(self.instrument_id.venue) is not None
 
     def _deliver(self, ticks: list, warmup: bool) -> None:
         if self.paper is not None:
