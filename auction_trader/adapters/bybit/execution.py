@@ -4,15 +4,11 @@ Nautilus 1.231's ``BybitExecutionClient._modify_order`` sends quantity and price
 ``modify_order(order, trigger_price=...)`` reaches Bybit without ``triggerPrice``, so a stop moved
 to the entry price after TP1 stays where it was (found against the stand-in: the amend arrived
 with the new quantity and the old trigger). Here a modification that carries a trigger price is
-sent with it:
-
-* MAINNET / TESTNET (orders over the trade WebSocket): the client's own amend parameters with
-  ``trigger_price`` set, through its batch amend (one order);
-* DEMO (orders over REST): Nautilus's HTTP client has no trigger argument, so the amend goes
-  through pybit (``/v5/order/amend``), off the event loop.
-
-Either way the venue's order stream confirms the change as for any amend; a refusal becomes an
-``OrderModifyRejected`` with Bybit's message.
+sent with it, by REST (``/v5/order/amend`` through pybit, off the event loop) in every
+environment: Nautilus's HTTP client has no trigger argument, and its trade-socket batch amend with
+``trigger_price`` set was not applied in our tests (MAINNET orders still go over the trade socket;
+only trigger moves take REST). The venue's order stream confirms the change as for any amend; a
+refusal becomes an ``OrderModifyRejected`` with Bybit's message.
 """
 
 from __future__ import annotations
@@ -35,10 +31,8 @@ class AuctionBybitExecutionClient(BybitExecutionClient):
 
     def __init__(self, *args, config: BybitExecClientConfig, **kwargs) -> None:
         super().__init__(*args, config=config, **kwargs)
-        self._amend_rest: BybitRest | None = None
-        if self._is_demo:
-            env = _resolve_environment(config.environment).name.lower()
-            self._amend_rest = BybitRest(config.base_url_http or DEFAULT_REST[env], config.api_key, config.api_secret)
+        env = _resolve_environment(config.environment).name.lower()
+        self._amend_rest = BybitRest(config.base_url_http or DEFAULT_REST[env], config.api_key, config.api_secret)
 
     async def _modify_order(self, command: ModifyOrder) -> None:
         if command.trigger_price is None:
@@ -48,29 +42,13 @@ class AuctionBybitExecutionClient(BybitExecutionClient):
         if order is None or order.is_closed:
             await super()._modify_order(command)  # logs and refuses as the stock client does
             return
-        symbol = command.instrument_id.symbol.value
+        symbol = command.instrument_id.symbol.value.split("-")[0]
+        link_id = command.client_order_id.value
+        qty = str(command.quantity) if command.quantity else None
+        trigger = str(command.trigger_price)
         try:
-            if self._is_demo:
-                link_id = command.client_order_id.value
-                qty = str(command.quantity) if command.quantity else None
-                trigger = str(command.trigger_price)
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(None, lambda: self._amend_rest.amend(symbol.split("-")[0], link_id, qty=qty, trigger_price=trigger))
-            else:
-                params = self._ws_trade_client.build_amend_order_params(
-                    product_type=nautilus_pyo3.bybit_product_type_from_symbol(symbol),
-                    instrument_id=nautilus_pyo3.InstrumentId.from_str(command.instrument_id.value),
-                    venue_order_id=nautilus_pyo3.VenueOrderId(command.venue_order_id.value) if command.venue_order_id else None,
-                    client_order_id=nautilus_pyo3.ClientOrderId(command.client_order_id.value),
-                    quantity=nautilus_pyo3.Quantity.from_str(str(command.quantity)) if command.quantity else None,
-                    price=nautilus_pyo3.Price.from_str(str(command.price)) if command.price else None,
-                )
-                params.trigger_price = str(command.trigger_price)
-                await self._ws_trade_client.batch_modify_orders(
-                    nautilus_pyo3.TraderId(order.trader_id.value),
-                    nautilus_pyo3.StrategyId(order.strategy_id.value),
-                    [params],
-                )
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, lambda: self._amend_rest.amend(symbol, link_id, qty=qty, trigger_price=trigger))
         except Exception as e:
             self._log.error(f"Failed to modify order {command.client_order_id}: {e}")
             self.generate_order_modify_rejected(
