@@ -193,3 +193,22 @@ def test_closed_store_refuses_writes(tmp_path):
     s.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         s.record("fills", {"ts_event": 1})
+
+
+def test_a_bad_row_inside_a_batch_drops_only_itself(tmp_path):
+    s = LiveStore(tmp_path)
+    blocker = sqlite3.connect(tmp_path / "execution.db", isolation_level=None)
+    try:
+        # Another connection holds the write lock: the writer blocks on its first write while the
+        # three rows queue up behind it, so they reach it as one batch of one shape.
+        blocker.execute("BEGIN IMMEDIATE")
+        s.record("funding", {"ts_ms": 0, "side": "LONG", "qty": 1.0, "mark_price": 1.0, "rate_bps": 0.0, "amount": 0.0})
+        for ts in (1, None, 3):
+            s.record("fills", {"ts_event": ts, "side": "BUY"})
+        blocker.execute("COMMIT")
+        assert s.flush()
+        assert [f["ts_event"] for f in s.rows("fills")] == [1, 3]
+        assert (s.write_errors, s.rows_written) == (1, 3)
+    finally:
+        blocker.close()
+        s.close()

@@ -56,6 +56,7 @@ from auction_trader.adapters.bybit.rest import DEFAULT_REST, BybitRest
 from auction_trader.backtest.funding import next_funding_after
 from auction_trader.config import AuctionConfig
 from auction_trader.instrument import BTCUSDT as SPEC
+from auction_trader.live.control import ControlState
 from auction_trader.live.recorder import TickRecorder, read_gaps
 from auction_trader.live.sequencer import MINUTE_NS, MinuteSequencer
 from auction_trader.live.warmup import Coverage, load_warmup
@@ -66,6 +67,7 @@ MODES = ("dry-run", "paper", "shadow", "live")
 ENVIRONMENTS = {"mainnet": BybitEnvironment.MAINNET, "demo": BybitEnvironment.DEMO, "testnet": BybitEnvironment.TESTNET}
 KEY_SUFFIX = {"mainnet": "", "demo": "_DEMO", "testnet": "_TESTNET"}
 PUMP_MS = 100  # how often released ticks are handed on (and the watchdog looks)
+RECONCILE_S = 30.0  # live: venue position and orders (REST) against the plan this often
 FUNDING_WAIT_NS = 20_000_000_000
 PROGRESS_WAIT_NS = 5_000_000_000  # a minute's progress line waits this long for its decision  # how long paper waits past a settlement for the published rate
 
@@ -100,18 +102,9 @@ def api_keys(environment: str, environ: dict | None = None) -> tuple[str, str] |
     return None
 
 
-@dataclass
-class Gate:
-    """May the strategy open a position now? Active, not halted, warmed up, a trading mode."""
-
-    mode: str
-    active: bool = False
-    halted: bool = False
-    halt_reason: str | None = None
-    warmed_up: bool = False
-
-    def may_enter(self) -> bool:
-        return self.mode != "dry-run" and self.active and not self.halted and self.warmed_up
+#: May the strategy open a position now? Active, not halted, warmed up, a trading mode; persisted in
+#: the checkpoint (a halt survives restarts until ``resolve``). See :mod:`auction_trader.live.control`.
+Gate = ControlState
 
 
 @dataclass
@@ -211,7 +204,15 @@ class LiveNode:
         self.instrument_id = InstrumentId.from_str(config.instrument_id)
         self.data_dir = Path(options.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.gate = Gate(self.mode, active=not config.startup.require_manual_activation)
+        self.gate = ControlState.initial(self.mode, require_manual_activation=config.startup.require_manual_activation, warmup_needed=config.startup.warmup_minutes)
+        self.control = None  # Controller (rules, halts, alerts) once the store is open
+        self.poller = None
+        from auction_trader.live.reconcile import RunningReconciler  # noqa: PLC0415
+
+        self.reconciler = RunningReconciler(interval_s=RECONCILE_S, confirmations=2, max_age_s=max(10.0, RECONCILE_S))
+        self._recon_future = None
+        self._recon_started = False  # the first comparison (after Nautilus's own reconciliation) needs no confirmation
+        self._plan_changed_ms = 0
         self.hooks = NodeHooks(self, sequenced=self.mode == "live")
         self.strategy_factory = strategy_factory or _auction_strategy
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="live-rest")
@@ -231,8 +232,6 @@ class LiveNode:
         self._warmup_pending: list | None = None
         self._live_minute: int | None = None
         self._fatal: BaseException | None = None
-        self._control_after = 0
-        self._control_reader = None
         self._funding_next: int | None = None
         self._funding_future = None
         self._funding_rate_bps: float | None = None
@@ -255,8 +254,24 @@ class LiveNode:
         from auction_trader.live.alerts import AlertSink  # noqa: PLC0415 (l-ops modules)
         from auction_trader.live.store import LiveStore  # noqa: PLC0415
 
+        from auction_trader.live.control import ControlPoller, Controller, start_mode_refusal  # noqa: PLC0415
+
         self.store = LiveStore(self.data_dir / "execution.db")
         self.alerts = AlertSink(self.store, self.mode)
+        saved = (self.store.checkpoint() or {}).get("node")
+        last = self.store.node_status() or {}
+        flat = str((last.get("position") or {}).get("side", "FLAT")).upper() == "FLAT"
+        refusal = start_mode_refusal(saved, self.mode, flat)
+        if refusal is not None:
+            raise StartError(refusal)
+        startup = self.config.startup
+        self.gate = ControlState.initial(self.mode, require_manual_activation=startup.require_manual_activation, warmup_needed=self.warmup_needed, saved=saved)
+        self.control = Controller(self.gate, self.alerts, on_change=self._control_changed, describe=self._describe)
+        self.poller = ControlPoller(self.store, self._handle_control)
+        if self.gate.halted:
+            self._say(f"HALTED (from the last run): {self.gate.halt_reason}; no new entries until `run_live.py resolve`")
+        elif saved and self.gate.active:
+            self._say("active (from the last run): entries resume once warmed up")
         self.recorder = TickRecorder(self.data_dir / "catalog", str(self.instrument_id))
 
     def record(self, table: str, row: dict) -> None:
@@ -390,7 +405,7 @@ class LiveNode:
 
     def _update_warm(self, now_ns: int) -> None:
         was = self.gate.warmed_up
-        self.gate.warmed_up = self.coverage.complete(now_ns)
+        self.gate.warmup_minutes = self.coverage.covered(now_ns)
         if self.gate.warmed_up and not was:
             self._say(f"warm-up complete: the last {self.warmup_needed} minutes are covered" + ("" if self.gate.active else "; waiting for `run_live.py activate`"))
 
@@ -432,6 +447,7 @@ class LiveNode:
             self._minute_reported = minute
             self._on_minute_closed(minute, now_ns)
         self._poll_control()
+        self._reconcile(now_ns)
 
     def _live_ready(self) -> bool:
         """Live mode: the strategy started and the venue account is in the cache."""
@@ -476,6 +492,7 @@ class LiveNode:
         # for that decision (or PROGRESS_WAIT_NS more of watermark, for a minute without one).
         self._progress_due.append(minute)
         self._flush_progress()
+        self._write_checkpoint()
         self._write_status()
 
     def _flush_progress(self) -> None:
@@ -662,6 +679,15 @@ class LiveNode:
         order = self.node.kernel.cache.order(event.client_order_id) if self.node is not None else None
         if order is None:
             return
+        self._plan_changed_ms = time.time_ns() // 1_000_000
+        if self.strategy is None or order.strategy_id != self.strategy.id:
+            # Not our strategy's: an order Nautilus's reconciliation adopted from the venue (placed
+            # by hand, or by another program). Not ours to store; a fill of one is a manual trade.
+            if type(event).__name__ == "OrderFilled" and not self.gate.halted:
+                from auction_trader.live.reconcile import act  # noqa: PLC0415
+
+                act(self.reconciler.on_fill(order.client_order_id.value, ()), self.control, self.alerts, self._plan_changed_ms)
+            return
         tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
         venue_id = order.venue_order_id.value if order.venue_order_id is not None else None
         self.store.record(
@@ -681,47 +707,111 @@ class LiveNode:
             },
         )
 
+    # -- reconciliation (live) -----------------------------------------------------------------------
+
+    def _reconcile(self, now_ns: int) -> None:
+        """Live: every RECONCILE_S, the venue's position and open orders (REST, off the loop) against
+        the plan (:mod:`auction_trader.live.reconcile`); a confirmed mismatch alerts and halts. Not
+        while halted: one alert per mismatch, and nothing to protect (no entries)."""
+        if self.mode != "live" or self.strategy is None or self.control is None or self.node is None:
+            return
+        if self.node.kernel.cache.account_for_venue(self.instrument_id.venue) is None:
+            return  # the execution client has not reported the account yet
+        now_ms = now_ns // 1_000_000
+        fut = self._recon_future
+        if fut is None:
+            if not self.gate.halted and self.reconciler.due(now_ms):
+                self._recon_future = self._pool.submit(self.rest.venue_state)
+            return
+        if not fut.done():
+            return
+        self._recon_future = None
+        try:
+            positions, orders, ts_ms = fut.result()
+        except Exception as exc:
+            self.reconciler.last_check_ms = now_ms  # try again in RECONCILE_S
+            log.warning("reconciliation: venue not read (%s)", type(exc).__name__)
+            return
+        if self.gate.halted:
+            return
+        from auction_trader.live.reconcile import act, reconcile, snapshot_from_bybit  # noqa: PLC0415
+
+        snapshot = snapshot_from_bybit(positions, orders, self.config.market.instrument, ts_ms)
+        plan = self._plan()
+        if not self._recon_started:
+            self._recon_started = True
+            self.reconciler.last_check_ms = now_ms
+            verdict = reconcile(plan, snapshot, step=self.reconciler.step, tick=self.reconciler.tick)
+            self._say(f"reconciliation at start: {verdict.action}: {verdict.reason}")
+        else:
+            verdict = self.reconciler.check(plan, snapshot, now_ms, in_flight=bool(self.node.kernel.cache.orders_inflight(instrument_id=self.instrument_id)))
+        place = act(verdict, self.control, self.alerts, now_ms)
+        if place:
+            # Placing protection again is the strategy's (its lifecycle syncs the orders its plan
+            # wants); the alert tells the operator what was missing.
+            self._say(f"RECONCILIATION: protection missing on the venue: {', '.join(o.purpose for o in place)}")
+
+    def _plan(self):
+        """What our strategy holds: its open trade and its own open orders (Nautilus's cache, our
+        strategy id only; orders adopted from the venue are not the plan's)."""
+        from auction_trader.live.reconcile import Plan, PlannedOrder  # noqa: PLC0415
+
+        cache = self.node.kernel.cache
+        orders = []
+        for o in cache.orders_open(instrument_id=self.instrument_id, strategy_id=self.strategy.id):
+            tags = dict(t.split("=", 1) for t in (o.tags or []) if "=" in t)
+            orders.append(PlannedOrder(o.client_order_id.value, tags.get("purpose", ""), o.side.name, o.order_type.name, float(o.leaves_qty),
+                                       float(o.price) if o.has_price else None, float(o.trigger_price) if o.has_trigger_price else None))
+        t = getattr(self.strategy, "trade", None)
+        if t is None or getattr(t, "opened_ns", None) is None or getattr(t, "closed_ns", None) is not None or not t.open_steps:
+            return Plan(None, 0.0, orders=tuple(orders), updated_ms=self._plan_changed_ms)
+        step = float(self.strategy.instrument.size_increment)
+        return Plan("LONG" if t.candidate.direction > 0 else "SHORT", t.open_steps * step, orders=tuple(orders), updated_ms=self._plan_changed_ms)
+
     # -- control ----------------------------------------------------------------------------------
 
     def _poll_control(self) -> None:
         """Answer the control rows written by ``run_live.py activate|deactivate|resolve|status``
-        (or the dashboard); the rules are :func:`auction_trader.live.control.decide`'s."""
+        (or the dashboard), on this loop, by :class:`auction_trader.live.control.Controller`'s rules."""
         now = time.time_ns()
         if now - getattr(self, "_control_polled", 0) < 500_000_000:
             return
         self._control_polled = now
-        if self._control_reader is None:
-            self._control_reader = self.store.reader(self.store.path)
-        for row in self._control_reader.pending_control(self._control_after):
-            self._control_after = max(self._control_after, int(row["id"]))
-            status, answer = self._decide(row["command"], json.loads(row.get("args") or "{}"))
-            self.store.answer_control(int(row["id"]), status, answer)
-            self._say(f"control: {row['command']} -> {status}: {answer}")
+        if self.poller.poll_once():
             self._write_status()
 
-    def _decide(self, command: str, args: dict) -> tuple[str, str]:
-        g = self.gate
-        if command == "status":
-            covered = self.coverage.covered(time.time_ns())
-            return "answered", json.dumps({"mode": self.mode, "active": g.active, "halted": g.halted, "halt_reason": g.halt_reason, "warmed_up": g.warmed_up, "warmup_minutes": covered, "warmup_needed": self.warmup_needed, "position": self._position()}, default=str)
-        if command == "activate":
-            if self.mode == "dry-run":
-                return "refused", "dry-run never trades"
-            if g.halted:
-                return "refused", f"halted ({g.halt_reason}): resolve first"
-            if not g.warmed_up:
-                return "refused", f"warm-up incomplete: {self.coverage.covered(time.time_ns())}/{self.warmup_needed} minutes covered"
-            g.active = True
-            return "accepted", "active: entries allowed"
-        if command == "deactivate":
-            g.active = False
-            return "accepted", "inactive: no new entries; open positions keep their stops and targets"
-        if command == "resolve":
-            if not g.halted:
-                return "answered", "not halted"
-            g.halted, g.halt_reason = False, None
-            return "accepted", "halt cleared; activate to trade again"
-        return "refused", f"unknown command {command!r}"
+    def _handle_control(self, command: str, args: dict):
+        """One command, with the facts the rules need brought up to date first."""
+        self.gate.warmup_minutes = self.coverage.covered(time.time_ns())
+        try:
+            flat = self._position()["side"] == "FLAT"
+        except Exception:  # no account yet: not known to be flat
+            flat = False
+        self.control.set_flat(flat)
+        return self.control.handle(command, args)
+
+    def _control_changed(self, state) -> None:
+        """Activation, deactivation, halt or resolve: checkpoint and status at once."""
+        self._say(f"control: mode {state.mode}, {'active' if state.active else 'observation'}" + (f", HALTED ({state.halt_reason})" if state.halted else ""))
+        self._write_checkpoint()
+        self._write_status()
+
+    def _write_checkpoint(self) -> None:
+        """The node's decision state (and the strategy's, when it can give one): every minute and
+        on every change."""
+        state: dict = {"node": self.gate.state()}
+        checkpoint = getattr(self.strategy, "checkpoint", None)
+        if callable(checkpoint):
+            try:
+                state["strategy"] = checkpoint()
+            except Exception:
+                log.exception("strategy checkpoint failed; the node state is stored alone")
+        self.store.write_checkpoint(state)
+
+    def _describe(self) -> dict:
+        pos = self._position()
+        return {"position": "flat" if pos["side"] == "FLAT" else f"{pos['side']} {pos['qty']:g} @ {pos['entry']:.1f}, uPnL {pos['unrealized']:+.2f}",
+                "balance": pos["balance"], "ticks": self.ticks, "late ticks": self.sequencer.late, "fills": self.fills, "pid": os.getpid()}
 
     # -- stop ---------------------------------------------------------------------------------------
 
@@ -732,7 +822,10 @@ class LiveNode:
                     self.node.dispose()
                 except Exception:
                     log.exception("dispose")
+            if self.poller is not None:
+                self.poller.stop()
             if self.store is not None:
+                self._write_checkpoint()
                 self._write_status()
             if self.paper is not None:
                 self._say(f"paper: {self.paper.ticks_fed} ticks fed, last at {self.paper.last_ts}")

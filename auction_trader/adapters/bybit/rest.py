@@ -85,6 +85,21 @@ class BybitRest:
         return AccountView(equity, available, side, qty, entry)
 
 
+    def venue_state(self) -> tuple[list[dict], list[dict], int]:
+        """``(positions, open orders, ts_ms)``: the symbol's position list and every open order (plain
+        and conditional) as Bybit answers them, for :func:`auction_trader.live.reconcile.snapshot_from_bybit`.
+        ``ts_ms`` is when the request started: the answer is at least that fresh."""
+        import time  # noqa: PLC0415
+
+        ts_ms = time.time_ns() // 1_000_000
+        positions = self._result(self._http.get_positions(category=CATEGORY, symbol=self.symbol))["list"]
+        orders: dict[str, dict] = {}
+        for kind in ("Order", "StopOrder"):
+            for o in self._result(self._http.get_open_orders(category=CATEGORY, symbol=self.symbol, orderFilter=kind, limit=50))["list"]:
+                orders[o["orderId"]] = o
+        return positions, list(orders.values()), ts_ms
+
+
 def _num(value) -> float | None:
     if value in (None, ""):
         return None
