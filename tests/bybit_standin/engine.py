@@ -658,15 +658,16 @@ class Exchange:
         o.cum_fee += fee
         o.updated_ms = ts
         o.status = "Filled" if o.cum_qty >= o.qty else "PartiallyFilled"
-        if o.reduce_only and o.status == "PartiallyFilled":
-            o.status = "PartiallyFilledCanceled"  # capped at the position: the rest is cancelled
-            o.cancel_type = "CancelByReduceOnly"
         fill = Fill(str(uuid.uuid4()), o, o.side, price, qty, fee, rate, maker, ts, closed, next(self._seq), o.leaves, self.mark)
         self.fills.append(fill)
         self._emit_order(o)
         self.on_event("execution", fill.as_bybit(private_stream=True))
         self._emit_position()
         self._emit_wallet()
+        if o.reduce_only and o.status == "PartiallyFilled" and acc.size == 0:
+            self._cancel(o, "CancelByReduceOnly")  # capped at the position: the rest is cancelled
+        elif o.order_type == "Market" and o.status == "PartiallyFilled":
+            self._cancel(o, "CancelByUser")  # IOC remainder
         if acc.size == 0:
             self._prune_reduce_only()
 

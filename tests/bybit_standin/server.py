@@ -107,6 +107,7 @@ class StandIn:
         self.faults = Faults()
         self.requests: list[tuple[str, str]] = []  # (method, path or ws op), in arrival order
         self.unhandled: list[str] = []
+        self.order_log: deque[dict] = deque(maxlen=1000)  # every order request: via, action, args, answer
         self.connections: dict[str, list[_Conn]] = {k: [] for k in KINDS}
         self.connects: dict[str, int] = {k: 0 for k in KINDS}
         self.ticks_sent = {"quotes": 0, "trades": 0}
@@ -365,10 +366,15 @@ class StandIn:
     def request_log(self) -> list[tuple[str, str]]:
         return self.call(lambda: list(self.requests))
 
+    def order_requests(self) -> list[dict]:
+        """Every order request (create/amend/cancel, REST or trade socket) with its arguments and
+        the ``retCode``/``retMsg`` it got, oldest first (the last 1000)."""
+        return self.call(lambda: list(self.order_log))
+
     async def _control(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         args = await request.json() if request.can_read_body else {}
-        allowed = {"drop", "freeze", "fail_next", "delay_acks", "set_position", "seed_order", "settle_funding", "push_quote", "push_trade", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "urls"}
+        allowed = {"drop", "freeze", "fail_next", "delay_acks", "set_position", "seed_order", "settle_funding", "push_quote", "push_trade", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "order_requests", "urls"}
         if name not in allowed:
             return web.json_response({"error": f"unknown control {name!r}; one of {sorted(allowed)}"}, status=404)
         # Controls run in a worker thread: they call back into this loop through ``call``.
@@ -713,13 +719,13 @@ class StandIn:
         self._held = []
         try:
             if op in handlers:
-                code, msg, data = self._order_op(handlers[op], args[0] if args else {})
+                code, msg, data = self._order_op(handlers[op], args[0] if args else {}, via="ws")
                 resp = {**base, "retCode": code, "retMsg": msg, "data": data, "retExtInfo": {}, "header": _limit_headers()}
             elif op in batch:
                 arg = args[0] if args else {}
                 results, ext = [], []
                 for item in arg.get("request") or []:
-                    code, msg, data = self._order_op(batch[op], {"category": arg.get("category"), **item})
+                    code, msg, data = self._order_op(batch[op], {"category": arg.get("category"), **item}, via="ws")
                     results.append({"category": arg.get("category"), "symbol": item.get("symbol"), **(data or {"orderId": "", "orderLinkId": item.get("orderLinkId", "")}), "createAt": str(now_ms())})
                     ext.append({"code": code, "msg": msg or "OK"})
                 resp = {**base, "retCode": 0, "retMsg": "OK", "data": {"list": results}, "retExtInfo": {"list": ext}, "header": _limit_headers()}
@@ -744,7 +750,12 @@ class StandIn:
             return f.fail_code
         return 0
 
-    def _order_op(self, action: str, args: dict) -> tuple[int, str, dict]:
+    def _order_op(self, action: str, args: dict, via: str = "rest") -> tuple[int, str, dict]:
+        code, msg, data = self._order_op_inner(action, args)
+        self.order_log.append({"via": via, "action": action, "args": dict(args), "retCode": code, "retMsg": msg})
+        return code, msg, data
+
+    def _order_op_inner(self, action: str, args: dict) -> tuple[int, str, dict]:
         code = self._take_fault(True)
         if code:
             if action == "create":
@@ -1033,6 +1044,7 @@ class StandIn:
         if b.get("category") != "linear":
             raise BybitError(10001, "params error: category")
         done = self.exchange.cancel_all(b)
+        self.order_log.append({"via": "rest", "action": "cancel_all", "args": dict(b), "retCode": 0, "retMsg": "OK"})
         return _ok({"list": [{"orderId": o.order_id, "orderLinkId": o.link_id} for o in done], "success": "1"})
 
     def _order_cancel_batch(self, q, b):
