@@ -191,6 +191,31 @@ def test_limit_rests_then_fills_as_maker_when_crossed_or_traded_through(quiet):
     assert quiet.open_orders() == []
 
 
+def test_a_closing_fill_books_realised_pnl_in_the_transaction_log(quiet):
+    order(quiet, side="Buy", orderType="Market", qty="0.010")  # at 50000.1
+    quiet.push_quote("50100.0", "50100.1")
+    order(quiet, side="Sell", orderType="Market", qty="0.010")  # at 50100.0
+    rows = get(quiet, "/v5/account/transaction-log", {"accountType": "UNIFIED", "category": "linear", "type": "TRADE"})["result"]["list"]
+    assert [r["side"] for r in rows] == ["Sell", "Buy"]  # newest first
+    close = rows[0]
+    fee = Decimal("501.000") * Decimal("0.00055")
+    assert Decimal(close["cashFlow"]) == Decimal("0.999")  # (50100.0 - 50000.1) * 0.010
+    assert Decimal(close["fee"]) == fee and Decimal(close["change"]) == Decimal("0.999") - fee
+    assert close["cashBalance"] == quiet.wallet()["totalWalletBalance"]
+    assert Decimal(quiet.position()["cumRealisedPnl"]) == Decimal("0.999") - fee - Decimal("500.001") * Decimal("0.00055")
+
+
+def test_a_triggered_stop_limit_rests_then_fills_on_the_book(quiet):
+    order(quiet, side="Buy", orderType="Limit", qty="0.010", price="50050.0", triggerPrice="50050.0", triggerDirection=1, orderLinkId="sl")
+    quiet.push_quote("50060.0", "50060.1")
+    quiet.push_trade("50060.0", "0.001", "Buy")  # triggers; the limit 50050.0 is below the ask: rests
+    (o,) = quiet.orders()
+    assert o["orderStatus"] == "New" and quiet.fills() == []
+    quiet.push_quote("50049.9", "50050.0")
+    (f,) = quiet.fills()
+    assert (f["order_link_id"], f["price"], f["is_maker"]) == ("sl", "50050.0", True)
+
+
 def test_post_only_limit_that_would_cross_is_cancelled(quiet):
     r = order(quiet, side="Buy", orderType="Limit", qty="0.010", price="50000.1", timeInForce="PostOnly")
     assert r["retCode"] == 0

@@ -257,7 +257,7 @@ class StandIn:
 
     def freeze(self, frozen: bool = True) -> None:
         """Stop (or resume) sending market data; the market keeps moving underneath."""
-        self.faults.frozen = bool(frozen)
+        self.call(lambda: setattr(self.faults, "frozen", bool(frozen)))
 
     def fail_next(self, n: int, code: int = 10006, scope: str = "orders") -> None:
         """Answer the next ``n`` order requests (REST ``/v5/order/*`` and trade-socket ops; with
@@ -266,15 +266,21 @@ class StandIn:
             raise ValueError(f"fail_next: code must be one of {sorted(ERRORS)}, got {code}")
         if scope not in ("orders", "all"):
             raise ValueError(f"fail_next: scope must be 'orders' or 'all', got {scope!r}")
-        self.faults.fail_code, self.faults.fail_left, self.faults.fail_scope = int(code), int(n), scope
+        def arm():
+            self.faults.fail_code, self.faults.fail_left, self.faults.fail_scope = int(code), int(n), scope
+
+        self.call(arm)
 
     def delay_acks(self, ms: int, frames_first: bool = False) -> None:
         """Hold every order acknowledgement (REST and trade socket) for ``ms`` milliseconds.
         Normally the private order/execution frames an order causes follow its ack by
         ``private_delay_ms``; with ``frames_first`` they go out at once, before the delayed ack
         (the ordering that makes Nautilus 1.231 lose ``OrderAccepted``)."""
-        self.faults.ack_delay_ms = int(ms)
-        self.faults.frames_first = bool(frames_first)
+        def arm():
+            self.faults.ack_delay_ms = int(ms)
+            self.faults.frames_first = bool(frames_first)
+
+        self.call(arm)
 
     def set_position(self, size: str | float, avg_price: str | float | None = None) -> dict:
         """Seed or change the position behind the client's back (signed size in BTC)."""
@@ -520,7 +526,7 @@ class StandIn:
         value = acc.size * ex.mark  # signed position value
         funding = (value * rate).quantize(Decimal("0.00000001"))  # > 0: paid by the account
         acc.wallet -= funding
-        row = {"ts_ms": ts, "rate": rate, "funding": funding, "size": acc.size, "mark": ex.mark}
+        row = {"ts_ms": ts, "rate": rate, "funding": funding, "size": acc.size, "mark": ex.mark, "wallet_after": acc.wallet}
         ex.funding.append(row)
         if acc.size:
             ex._emit_wallet()
@@ -974,10 +980,10 @@ class StandIn:
         ex = self.exchange
         rows = []
         for f in ex.fills:
-            rows.append({"id": f.exec_id, "symbol": SYMBOL, "category": "linear", "side": f.side, "transactionTime": str(f.ts_ms), "type": "TRADE", "transSubType": "", "qty": fmt_qty(f.qty), "size": "", "currency": "USDT", "tradePrice": fmt_price(f.price), "funding": "", "fee": fmt_money(f.fee), "cashFlow": "", "change": fmt_money(-f.fee), "cashBalance": "", "feeRate": str(f.fee_rate), "bonusChange": "", "tradeId": f.exec_id, "orderId": f.order.order_id, "orderLinkId": f.order.link_id, "extraFees": ""})
+            rows.append({"id": f.exec_id, "symbol": SYMBOL, "category": "linear", "side": f.side, "transactionTime": str(f.ts_ms), "type": "TRADE", "transSubType": "", "qty": fmt_qty(f.qty), "size": "", "currency": "USDT", "tradePrice": fmt_price(f.price), "funding": "", "fee": fmt_money(f.fee), "cashFlow": fmt_money(f.realised), "change": fmt_money(f.realised - f.fee), "cashBalance": fmt_money(f.wallet_after), "feeRate": str(f.fee_rate), "bonusChange": "", "tradeId": f.exec_id, "orderId": f.order.order_id, "orderLinkId": f.order.link_id, "extraFees": ""})
         for r in ex.funding:
             side = "Buy" if r["size"] > 0 else ("Sell" if r["size"] < 0 else "None")
-            rows.append({"id": uuid.uuid5(uuid.NAMESPACE_OID, f"funding-{r['ts_ms']}").hex, "symbol": SYMBOL, "category": "linear", "side": side, "transactionTime": str(r["ts_ms"]), "type": "SETTLEMENT", "transSubType": "", "qty": fmt_qty(abs(r["size"])), "size": fmt_qty(r["size"]), "currency": "USDT", "tradePrice": fmt_price(r["mark"]), "funding": fmt_money(r["funding"]), "fee": "", "cashFlow": "0", "change": fmt_money(-r["funding"]), "cashBalance": "", "feeRate": str(r["rate"]), "bonusChange": "", "tradeId": "", "orderId": "", "orderLinkId": "", "extraFees": ""})
+            rows.append({"id": uuid.uuid5(uuid.NAMESPACE_OID, f"funding-{r['ts_ms']}").hex, "symbol": SYMBOL, "category": "linear", "side": side, "transactionTime": str(r["ts_ms"]), "type": "SETTLEMENT", "transSubType": "", "qty": fmt_qty(abs(r["size"])), "size": fmt_qty(r["size"]), "currency": "USDT", "tradePrice": fmt_price(r["mark"]), "funding": fmt_money(r["funding"]), "fee": "", "cashFlow": "0", "change": fmt_money(-r["funding"]), "cashBalance": fmt_money(r["wallet_after"]), "feeRate": str(r["rate"]), "bonusChange": "", "tradeId": "", "orderId": "", "orderLinkId": "", "extraFees": ""})
         if q.get("type"):
             rows = [r for r in rows if r["type"] == q["type"]]
         if q.get("startTime"):
