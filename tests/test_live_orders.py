@@ -77,7 +77,9 @@ def _size(standin) -> Decimal:
     return Decimal(str(standin.position().get("size", "0") or "0"))
 
 
-def _run_trade(tmp_path, environment: str, limit_entry: bool) -> None:
+def _run_trade(tmp_path, environment: str, limit_entry: bool, faults: int = 0) -> None:
+    """``faults``: that many rate-limit answers (10006) to the first order requests, and that many
+    drops of each socket (public, private, trade) once the entry has filled."""
     s = standin_mod.StandIn(seed=7, port=0, feed=False).start()
     pusher = Pusher(s)
     node = None
@@ -93,11 +95,18 @@ def _run_trade(tmp_path, environment: str, limit_entry: bool) -> None:
         env = {SCRIPT_ENV: json.dumps(script), f"BYBIT_API_KEY{suffix}": s.api_key, f"BYBIT_API_SECRET{suffix}": s.api_secret}
         node = NodeProcess(args, env=env, scripted=True)
         assert node.wait_for(r"warm-up complete", 40), node.output[-3000:]
+        if faults:
+            s.fail_next(faults, 10006, "orders")
         if limit_entry:
             limit = _until(lambda: [o for o in s.open_orders() if o["orderType"] == "Limit"], 90, "the limit entry on the venue", node)
             assert Decimal(limit[0]["price"]) == BID and limit[0]["side"] == "Buy" and Decimal(limit[0]["qty"]) == Decimal("0.5")
         _until(lambda: _size(s) == Decimal("0.5"), 150 if limit_entry else 90, "the entry to fill 0.5 BTC", node)
         protection = _until(lambda: len([o for o in s.open_orders() if o.get("reduceOnly")]) == 3 and s.open_orders(), 20, "stop, TP1 and TP2", node)
+        if faults:
+            before = s.stats()["connects"]
+            for kind in ("public", "private", "trade"):
+                s.drop(kind, times=faults, after_ms=300)
+            _until(lambda: all(s.stats()["connects"][k] >= before[k] + faults for k in before) and all(s.stats()["open"][k] for k in before), 60, "every socket back after its drops", node, s)
         triggers = sorted(Decimal(o["triggerPrice"]) for o in protection)
         entry = Decimal(str(s.position()["avgPrice"]))
         assert triggers == [entry - 200 * TICK if not limit_entry else BID - 200 * TICK, BID + 3 * TICK if limit_entry else entry + 3 * TICK, BID + 6 * TICK if limit_entry else entry + 6 * TICK]
@@ -113,11 +122,14 @@ def _run_trade(tmp_path, environment: str, limit_entry: bool) -> None:
         _until(lambda: _size(s) == 0, 20, "TP2 to close the rest", node)
         _until(lambda: s.open_orders() == [], 20, "the stop to be cancelled once flat", node)
         time.sleep(1)
+        venue_all = s.orders()
     finally:
         rc = node.stop() if node is not None else None
         pusher.stop()
         s.stop()
     assert rc == 0, node.output[-3000:]
+    links = [o["orderLinkId"] for o in venue_all]
+    assert len(links) == len(set(links)), "no order reached the venue twice"
     orders = rows(data, "orders")
     purposes = {o["purpose"] for o in orders}
     assert {"entry", "stop", "tp1", "tp2"} <= purposes, orders
@@ -129,6 +141,13 @@ def _run_trade(tmp_path, environment: str, limit_entry: bool) -> None:
 
 def test_live_demo_market_entry_protection_tp1_breakeven_and_flat(tmp_path):
     _run_trade(tmp_path, "demo", limit_entry=False)
+
+
+def test_live_mainnet_through_rate_limits_and_dropped_sockets(tmp_path):
+    """Three 10006 answers to the first order requests, then every socket dropped three times in a
+    row while stop and targets rest: the trade still ends flat with nothing left open, and no
+    order reached the venue twice."""
+    _run_trade(tmp_path, "mainnet", limit_entry=False, faults=3)
 
 
 @pytest.mark.slow

@@ -68,8 +68,8 @@ ENVIRONMENTS = {"mainnet": BybitEnvironment.MAINNET, "demo": BybitEnvironment.DE
 KEY_SUFFIX = {"mainnet": "", "demo": "_DEMO", "testnet": "_TESTNET"}
 PUMP_MS = 100  # how often released ticks are handed on (and the watchdog looks)
 RECONCILE_S = 30.0  # live: venue position and orders (REST) against the plan this often
-FUNDING_WAIT_NS = 20_000_000_000
-PROGRESS_WAIT_NS = 5_000_000_000  # a minute's progress line waits this long for its decision  # how long paper waits past a settlement for the published rate
+FUNDING_WAIT_NS = 20_000_000_000  # how long paper waits past a settlement for the published rate
+PROGRESS_WAIT_NS = 5_000_000_000  # a minute's progress line waits this long for its decision
 
 
 class StartError(RuntimeError):
