@@ -17,13 +17,15 @@ Every order is kept in the store's ``orders`` table by client order id with its 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from decimal import Decimal
 
 import pytest
 
-from tests.live_harness import NodeProcess, endpoint_args, minute_ms_after, preseed, rows
+from tests.live_harness import REPO, NodeProcess, endpoint_args, minute_ms_after, preseed, rows
 from tests.live_script import SCRIPT_ENV
 
 standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
@@ -87,7 +89,7 @@ def _run_trade(tmp_path, environment: str, limit_entry: bool, faults: int = 0) -
         data = tmp_path / "live"
         preseed(data, 3)
         # 10 USDT risk over a 20 USDT stop: 0.5 BTC; TP1 +0.3, TP2 +0.6 from the entry price.
-        script = {"enter_ts_min": minute_ms_after(8), "direction": 1, "stop_ticks": 200, "tp1_ticks": 3, "tp2_ticks": 6, "at": "passive" if limit_entry else "touch"}
+        script = {"enter_ts_min": minute_ms_after(25), "direction": 1, "stop_ticks": 200, "tp1_ticks": 3, "tp2_ticks": 6, "at": "passive" if limit_entry else "touch"}
         sets = ["warmup_minutes=2", "rolling_window_minutes=3", "spread_lookback_minutes=3", "min_va_bins=1", "require_manual_activation=false",
                 "risk_pct=0.0001", "cooldown_minutes=0", f"use_limit_for_entry={'true' if limit_entry else 'false'}", "limit_order_timeout_minutes=1"]  # fmt: skip
         args = ["--live", "--yes-i-mean-live", "--environment", environment, "--data-dir", str(data), *endpoint_args(s), *[a for x in sets for a in ("--set", x)]]
@@ -95,6 +97,9 @@ def _run_trade(tmp_path, environment: str, limit_entry: bool, faults: int = 0) -
         env = {SCRIPT_ENV: json.dumps(script), f"BYBIT_API_KEY{suffix}": s.api_key, f"BYBIT_API_SECRET{suffix}": s.api_secret}
         node = NodeProcess(args, env=env, scripted=True)
         assert node.wait_for(r"warm-up complete", 40), node.output[-3000:]
+        # --live starts in observation whatever require_manual_activation says: activate it
+        activate = subprocess.run([sys.executable, "run_live.py", "activate", "--data-dir", str(data)], cwd=REPO, capture_output=True, text=True, timeout=30)
+        assert activate.returncode == 0, activate.stdout + activate.stderr
         if faults:
             s.fail_next(faults, 10006, "orders")
         if limit_entry:
