@@ -116,16 +116,16 @@ def _run_trade(tmp_path, environment: str, limit_entry: bool, faults: int = 0) -
         entry = Decimal(str(s.position()["avgPrice"]))
         assert triggers == [entry - 200 * TICK if not limit_entry else BID - 200 * TICK, BID + 3 * TICK if limit_entry else entry + 3 * TICK, BID + 6 * TICK if limit_entry else entry + 6 * TICK]
         pusher.move(entry + 3 * TICK)  # through TP1
-        _until(lambda: _size(s) == Decimal("0.35"), 20, "TP1 to sell 0.15", node)
+        _until(lambda: _size(s) == Decimal("0.35"), 20, "TP1 to sell 0.15", node, s)
 
         def stop_at_entry():
             stops = [o for o in s.open_orders() if o.get("reduceOnly") and Decimal(o["triggerPrice"]) < entry + TICK]
             return stops and Decimal(stops[0]["triggerPrice"]) == entry and Decimal(stops[0]["qty"]) == Decimal("0.35") and stops
 
-        _until(stop_at_entry, 20, "the stop resized to 0.35 and moved to the entry price", node, s)
+        _until(stop_at_entry, 40, "the stop resized to 0.35 and moved to the entry price", node, s)
         pusher.move(entry + 6 * TICK)  # through TP2: flat
         _until(lambda: _size(s) == 0, 20, "TP2 to close the rest", node)
-        _until(lambda: s.open_orders() == [], 20, "the stop to be cancelled once flat", node)
+        _until(lambda: s.open_orders() == [], 40, "the stop to be cancelled once flat", node, s)
         time.sleep(1)
         venue_all = s.orders()
     finally:

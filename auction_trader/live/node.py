@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nautilus_trader.common.actor import Actor
-from nautilus_trader.config import ActorConfig, InstrumentProviderConfig, LoggingConfig, TradingNodeConfig
+from nautilus_trader.config import ActorConfig, InstrumentProviderConfig, LiveExecEngineConfig, LoggingConfig, TradingNodeConfig
 from nautilus_trader.core.nautilus_pyo3 import BybitEnvironment, BybitMarginMode, BybitPositionMode, BybitProductType
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.currencies import USDT
@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 MODES = ("dry-run", "paper", "shadow", "live")
 ENVIRONMENTS = {"mainnet": BybitEnvironment.MAINNET, "demo": BybitEnvironment.DEMO, "testnet": BybitEnvironment.TESTNET}
 KEY_SUFFIX = {"mainnet": "", "demo": "_DEMO", "testnet": "_TESTNET"}
+OPEN_CHECK_S = 5.0  # live: open orders checked against the venue (REST) this often
 PUMP_MS = 100  # how often released ticks are handed on (and the watchdog looks)
 RECONCILE_S = 30.0  # live: venue position and orders (REST) against the plan this often
 FUNDING_WAIT_NS = 20_000_000_000  # how long paper waits past a settlement for the published rate
@@ -357,6 +358,9 @@ class LiveNode:
                 logging=LoggingConfig(log_level=self.options.log_level, log_colors=False),
                 data_clients={"BYBIT": data},
                 exec_clients=exec_clients,
+                # A fill whose private-socket frame was lost in a reconnect must still reach the
+                # strategy: open orders are checked against the venue by REST every few seconds.
+                exec_engine=LiveExecEngineConfig(open_check_interval_secs=OPEN_CHECK_S) if self.mode == "live" else LiveExecEngineConfig(),
                 timeout_connection=30.0,
                 timeout_disconnection=5.0,
                 timeout_post_stop=1.0,

@@ -67,6 +67,10 @@ class BybitRest:
             args["triggerPrice"] = trigger_price
         return self._result(self._http.amend_order(**args))
 
+    def executions(self, symbol: str, order_link_id: str) -> list[dict]:
+        """The venue's executions (fills) of one order, newest first (``/v5/execution/list``)."""
+        return self._result(self._http.get_executions(category=CATEGORY, symbol=symbol, orderLinkId=order_link_id, limit=100))["list"]
+
     def account(self) -> AccountView:
         """The real account, read-only: USDT wallet and the symbol's position (one-way mode)."""
         wallet = self._result(self._http.get_wallet_balance(accountType="UNIFIED", coin="USDT"))
