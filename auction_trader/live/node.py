@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nautilus_trader.common.actor import Actor
-from nautilus_trader.config import ActorConfig, InstrumentProviderConfig, LoggingConfig, TradingNodeConfig
+from nautilus_trader.config import ActorConfig, InstrumentProviderConfig, LiveExecEngineConfig, LoggingConfig, TradingNodeConfig
 from nautilus_trader.core.nautilus_pyo3 import BybitEnvironment, BybitMarginMode, BybitPositionMode, BybitProductType
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.currencies import USDT
@@ -68,10 +68,11 @@ log = logging.getLogger(__name__)
 MODES = ("dry-run", "paper", "shadow", "live")
 ENVIRONMENTS = {"mainnet": BybitEnvironment.MAINNET, "demo": BybitEnvironment.DEMO, "testnet": BybitEnvironment.TESTNET}
 KEY_SUFFIX = {"mainnet": "", "demo": "_DEMO", "testnet": "_TESTNET"}
+OPEN_CHECK_S = 5.0  # live: open orders checked against the venue (REST) this often
 PUMP_MS = 100  # how often released ticks are handed on (and the watchdog looks)
 RECONCILE_S = 30.0  # live: venue position and orders (REST) against the plan this often
-FUNDING_WAIT_NS = 20_000_000_000
-PROGRESS_WAIT_NS = 5_000_000_000  # a minute's progress line waits this long for its decision  # how long paper waits past a settlement for the published rate
+FUNDING_WAIT_NS = 20_000_000_000  # how long paper waits past a settlement for the published rate
+PROGRESS_WAIT_NS = 5_000_000_000  # a minute's progress line waits this long for its decision
 
 
 class StartError(RuntimeError):
@@ -233,6 +234,7 @@ class LiveNode:
         self._stale_since_ts: int | None = None
         self._minute_reported: int | None = None
         self._progress_due: list[int] = []
+        self._warmup_pending: list | None = None
         self._live_minute: int | None = None
         self._fatal: BaseException | None = None
         self._funding_next: int | None = None
@@ -366,6 +368,9 @@ class LiveNode:
                 logging=LoggingConfig(log_level=self.options.log_level, log_colors=False),
                 data_clients={"BYBIT": data},
                 exec_clients=exec_clients,
+                # A fill whose private-socket frame was lost in a reconnect must still reach the
+                # strategy: open orders are checked against the venue by REST every few seconds.
+                exec_engine=LiveExecEngineConfig(open_check_interval_secs=OPEN_CHECK_S) if self.mode == "live" else LiveExecEngineConfig(),
                 timeout_connection=30.0,
                 timeout_disconnection=5.0,
                 timeout_post_stop=1.0,
@@ -373,9 +378,9 @@ class LiveNode:
         )
         node.add_data_client_factory("BYBIT", AuctionBybitLiveDataClientFactory)
         if self.mode == "live":
-            from nautilus_trader.adapters.bybit.factories import BybitLiveExecClientFactory  # noqa: PLC0415
+            from auction_trader.adapters.bybit.execution import AuctionBybitLiveExecClientFactory  # noqa: PLC0415
 
-            node.add_exec_client_factory("BYBIT", BybitLiveExecClientFactory)
+            node.add_exec_client_factory("BYBIT", AuctionBybitLiveExecClientFactory)
             self.strategy = self.strategy_factory(self.config, self.hooks)
             node.trader.add_strategy(self.strategy)
             self._watch_orders(node.kernel.msgbus)
@@ -405,7 +410,10 @@ class LiveNode:
             self._say(f"recorded gap: {_hm(g['start_ns'])} - {_hm(g['end_ns'])} UTC ({g['reason']})")
         if wu.ticks:
             self.sequencer.watermark = wu.ticks[-1].ts_init  # live ticks continue after the recording
-            self._deliver(wu.ticks, warmup=True)
+            if self.paper is not None:
+                self._deliver(wu.ticks, warmup=True)
+            else:  # live: the strategy exists once the node runs and its account is known
+                self._warmup_pending = wu.ticks
         self.warmup_ticks = len(wu.ticks)
         self._update_warm(now)
 
@@ -432,6 +440,12 @@ class LiveNode:
         """Every PUMP_MS: release ticks, close minutes, watch the feed, answer control."""
         if self._fatal is not None:
             return
+        if self._warmup_pending is not None:
+            if not self._live_ready():
+                return
+            ticks, self._warmup_pending = self._warmup_pending, None
+            self._deliver(ticks, warmup=True)
+            self._say(f"warm-up replayed into the strategy: {len(ticks)} ticks")
         limit = self._funding_limit(now_ns)
         self._update_warm(now_ns - self.sequencer.grace_ns)  # before the minute it completes is decided
         released = self.sequencer.release(now_ns, limit)
@@ -448,6 +462,11 @@ class LiveNode:
             self._on_minute_closed(minute, now_ns)
         self._poll_control()
         self._reconcile(now_ns)
+
+    def _live_ready(self) -> bool:
+        """Live mode: the strategy started and the venue account is in the cache."""
+        st = self.strategy
+        return st is not None and getattr(st, "features", None) is not None and self.node.kernel.cache.account_for_venue(self.instrument_id.venue) is not None
 
     def _deliver(self, ticks: list, warmup: bool) -> None:
         if self.paper is not None:

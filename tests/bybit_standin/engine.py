@@ -177,6 +177,8 @@ class Fill:
     seq: int
     leaves: Decimal
     mark_price: Decimal
+    realised: Decimal = ZERO  # closed P&L of this fill, before its fee
+    wallet_after: Decimal = ZERO
 
     def as_bybit(self, private_stream: bool = False) -> dict:
         d = {
@@ -227,6 +229,7 @@ class Fill:
             "is_maker": self.is_maker,
             "ts_ms": self.ts_ms,
             "closed_size": str(self.closed_size),
+            "realised": str(self.realised),
         }
 
 
@@ -284,7 +287,7 @@ class Exchange:
         self.bid, self.ask = Decimal(q.bid) * PRICE_TICK, Decimal(q.ask) * PRICE_TICK
         self.bid_size, self.ask_size = Decimal(q.bid_size) * QTY_STEP, Decimal(q.ask_size) * QTY_STEP
         for o in list(self.orders.values()):
-            if o.open and not o.is_conditional and o.order_type == "Limit":
+            if o.status in ("New", "PartiallyFilled") and o.order_type == "Limit":  # triggered conditionals too
                 if (o.side == "Buy" and self.ask <= o.price) or (o.side == "Sell" and self.bid >= o.price):
                     self._fill(o, o.price, maker=True)
 
@@ -658,15 +661,16 @@ class Exchange:
         o.cum_fee += fee
         o.updated_ms = ts
         o.status = "Filled" if o.cum_qty >= o.qty else "PartiallyFilled"
-        if o.reduce_only and o.status == "PartiallyFilled":
-            o.status = "PartiallyFilledCanceled"  # capped at the position: the rest is cancelled
-            o.cancel_type = "CancelByReduceOnly"
-        fill = Fill(str(uuid.uuid4()), o, o.side, price, qty, fee, rate, maker, ts, closed, next(self._seq), o.leaves, self.mark)
+        fill = Fill(str(uuid.uuid4()), o, o.side, price, qty, fee, rate, maker, ts, closed, next(self._seq), o.leaves, self.mark, pnl, acc.wallet)
         self.fills.append(fill)
         self._emit_order(o)
         self.on_event("execution", fill.as_bybit(private_stream=True))
         self._emit_position()
         self._emit_wallet()
+        if o.reduce_only and o.status == "PartiallyFilled" and acc.size == 0:
+            self._cancel(o, "CancelByReduceOnly")  # capped at the position: the rest is cancelled
+        elif o.order_type == "Market" and o.status == "PartiallyFilled":
+            self._cancel(o, "CancelByUser")  # IOC remainder
         if acc.size == 0:
             self._prune_reduce_only()
 

@@ -95,6 +95,9 @@ class RemoteStandIn:
     def request_log(self) -> list[list[str]]:
         return self._call("request_log")
 
+    def order_requests(self) -> list[dict]:
+        return self._call("order_requests")
+
 
 @contextmanager
 def launch(seed: int = 7, extra: list[str] | None = None, timeout: float = 60.0) -> Iterator[RemoteStandIn]:

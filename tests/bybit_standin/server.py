@@ -107,6 +107,7 @@ class StandIn:
         self.faults = Faults()
         self.requests: list[tuple[str, str]] = []  # (method, path or ws op), in arrival order
         self.unhandled: list[str] = []
+        self.order_log: deque[dict] = deque(maxlen=1000)  # every order request: via, action, args, answer
         self.connections: dict[str, list[_Conn]] = {k: [] for k in KINDS}
         self.connects: dict[str, int] = {k: 0 for k in KINDS}
         self.ticks_sent = {"quotes": 0, "trades": 0}
@@ -256,7 +257,7 @@ class StandIn:
 
     def freeze(self, frozen: bool = True) -> None:
         """Stop (or resume) sending market data; the market keeps moving underneath."""
-        self.faults.frozen = bool(frozen)
+        self.call(lambda: setattr(self.faults, "frozen", bool(frozen)))
 
     def fail_next(self, n: int, code: int = 10006, scope: str = "orders") -> None:
         """Answer the next ``n`` order requests (REST ``/v5/order/*`` and trade-socket ops; with
@@ -265,15 +266,21 @@ class StandIn:
             raise ValueError(f"fail_next: code must be one of {sorted(ERRORS)}, got {code}")
         if scope not in ("orders", "all"):
             raise ValueError(f"fail_next: scope must be 'orders' or 'all', got {scope!r}")
-        self.faults.fail_code, self.faults.fail_left, self.faults.fail_scope = int(code), int(n), scope
+        def arm():
+            self.faults.fail_code, self.faults.fail_left, self.faults.fail_scope = int(code), int(n), scope
+
+        self.call(arm)
 
     def delay_acks(self, ms: int, frames_first: bool = False) -> None:
         """Hold every order acknowledgement (REST and trade socket) for ``ms`` milliseconds.
         Normally the private order/execution frames an order causes follow its ack by
         ``private_delay_ms``; with ``frames_first`` they go out at once, before the delayed ack
         (the ordering that makes Nautilus 1.231 lose ``OrderAccepted``)."""
-        self.faults.ack_delay_ms = int(ms)
-        self.faults.frames_first = bool(frames_first)
+        def arm():
+            self.faults.ack_delay_ms = int(ms)
+            self.faults.frames_first = bool(frames_first)
+
+        self.call(arm)
 
     def set_position(self, size: str | float, avg_price: str | float | None = None) -> dict:
         """Seed or change the position behind the client's back (signed size in BTC)."""
@@ -365,10 +372,15 @@ class StandIn:
     def request_log(self) -> list[tuple[str, str]]:
         return self.call(lambda: list(self.requests))
 
+    def order_requests(self) -> list[dict]:
+        """Every order request (create/amend/cancel, REST or trade socket) with its arguments and
+        the ``retCode``/``retMsg`` it got, oldest first (the last 1000)."""
+        return self.call(lambda: list(self.order_log))
+
     async def _control(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         args = await request.json() if request.can_read_body else {}
-        allowed = {"drop", "freeze", "fail_next", "delay_acks", "set_position", "seed_order", "settle_funding", "push_quote", "push_trade", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "urls"}
+        allowed = {"drop", "freeze", "fail_next", "delay_acks", "set_position", "seed_order", "settle_funding", "push_quote", "push_trade", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "order_requests", "urls"}
         if name not in allowed:
             return web.json_response({"error": f"unknown control {name!r}; one of {sorted(allowed)}"}, status=404)
         # Controls run in a worker thread: they call back into this loop through ``call``.
@@ -514,7 +526,7 @@ class StandIn:
         value = acc.size * ex.mark  # signed position value
         funding = (value * rate).quantize(Decimal("0.00000001"))  # > 0: paid by the account
         acc.wallet -= funding
-        row = {"ts_ms": ts, "rate": rate, "funding": funding, "size": acc.size, "mark": ex.mark}
+        row = {"ts_ms": ts, "rate": rate, "funding": funding, "size": acc.size, "mark": ex.mark, "wallet_after": acc.wallet}
         ex.funding.append(row)
         if acc.size:
             ex._emit_wallet()
@@ -713,13 +725,13 @@ class StandIn:
         self._held = []
         try:
             if op in handlers:
-                code, msg, data = self._order_op(handlers[op], args[0] if args else {})
+                code, msg, data = self._order_op(handlers[op], args[0] if args else {}, via="ws")
                 resp = {**base, "retCode": code, "retMsg": msg, "data": data, "retExtInfo": {}, "header": _limit_headers()}
             elif op in batch:
                 arg = args[0] if args else {}
                 results, ext = [], []
                 for item in arg.get("request") or []:
-                    code, msg, data = self._order_op(batch[op], {"category": arg.get("category"), **item})
+                    code, msg, data = self._order_op(batch[op], {"category": arg.get("category"), **item}, via="ws")
                     results.append({"category": arg.get("category"), "symbol": item.get("symbol"), **(data or {"orderId": "", "orderLinkId": item.get("orderLinkId", "")}), "createAt": str(now_ms())})
                     ext.append({"code": code, "msg": msg or "OK"})
                 resp = {**base, "retCode": 0, "retMsg": "OK", "data": {"list": results}, "retExtInfo": {"list": ext}, "header": _limit_headers()}
@@ -744,7 +756,12 @@ class StandIn:
             return f.fail_code
         return 0
 
-    def _order_op(self, action: str, args: dict) -> tuple[int, str, dict]:
+    def _order_op(self, action: str, args: dict, via: str = "rest") -> tuple[int, str, dict]:
+        code, msg, data = self._order_op_inner(action, args)
+        self.order_log.append({"via": via, "action": action, "args": dict(args), "retCode": code, "retMsg": msg})
+        return code, msg, data
+
+    def _order_op_inner(self, action: str, args: dict) -> tuple[int, str, dict]:
         code = self._take_fault(True)
         if code:
             if action == "create":
@@ -963,10 +980,10 @@ class StandIn:
         ex = self.exchange
         rows = []
         for f in ex.fills:
-            rows.append({"id": f.exec_id, "symbol": SYMBOL, "category": "linear", "side": f.side, "transactionTime": str(f.ts_ms), "type": "TRADE", "transSubType": "", "qty": fmt_qty(f.qty), "size": "", "currency": "USDT", "tradePrice": fmt_price(f.price), "funding": "", "fee": fmt_money(f.fee), "cashFlow": "", "change": fmt_money(-f.fee), "cashBalance": "", "feeRate": str(f.fee_rate), "bonusChange": "", "tradeId": f.exec_id, "orderId": f.order.order_id, "orderLinkId": f.order.link_id, "extraFees": ""})
+            rows.append({"id": f.exec_id, "symbol": SYMBOL, "category": "linear", "side": f.side, "transactionTime": str(f.ts_ms), "type": "TRADE", "transSubType": "", "qty": fmt_qty(f.qty), "size": "", "currency": "USDT", "tradePrice": fmt_price(f.price), "funding": "", "fee": fmt_money(f.fee), "cashFlow": fmt_money(f.realised), "change": fmt_money(f.realised - f.fee), "cashBalance": fmt_money(f.wallet_after), "feeRate": str(f.fee_rate), "bonusChange": "", "tradeId": f.exec_id, "orderId": f.order.order_id, "orderLinkId": f.order.link_id, "extraFees": ""})
         for r in ex.funding:
             side = "Buy" if r["size"] > 0 else ("Sell" if r["size"] < 0 else "None")
-            rows.append({"id": uuid.uuid5(uuid.NAMESPACE_OID, f"funding-{r['ts_ms']}").hex, "symbol": SYMBOL, "category": "linear", "side": side, "transactionTime": str(r["ts_ms"]), "type": "SETTLEMENT", "transSubType": "", "qty": fmt_qty(abs(r["size"])), "size": fmt_qty(r["size"]), "currency": "USDT", "tradePrice": fmt_price(r["mark"]), "funding": fmt_money(r["funding"]), "fee": "", "cashFlow": "0", "change": fmt_money(-r["funding"]), "cashBalance": "", "feeRate": str(r["rate"]), "bonusChange": "", "tradeId": "", "orderId": "", "orderLinkId": "", "extraFees": ""})
+            rows.append({"id": uuid.uuid5(uuid.NAMESPACE_OID, f"funding-{r['ts_ms']}").hex, "symbol": SYMBOL, "category": "linear", "side": side, "transactionTime": str(r["ts_ms"]), "type": "SETTLEMENT", "transSubType": "", "qty": fmt_qty(abs(r["size"])), "size": fmt_qty(r["size"]), "currency": "USDT", "tradePrice": fmt_price(r["mark"]), "funding": fmt_money(r["funding"]), "fee": "", "cashFlow": "0", "change": fmt_money(-r["funding"]), "cashBalance": fmt_money(r["wallet_after"]), "feeRate": str(r["rate"]), "bonusChange": "", "tradeId": "", "orderId": "", "orderLinkId": "", "extraFees": ""})
         if q.get("type"):
             rows = [r for r in rows if r["type"] == q["type"]]
         if q.get("startTime"):
@@ -1033,6 +1050,7 @@ class StandIn:
         if b.get("category") != "linear":
             raise BybitError(10001, "params error: category")
         done = self.exchange.cancel_all(b)
+        self.order_log.append({"via": "rest", "action": "cancel_all", "args": dict(b), "retCode": 0, "retMsg": "OK"})
         return _ok({"list": [{"orderId": o.order_id, "orderLinkId": o.link_id} for o in done], "success": "1"})
 
     def _order_cancel_batch(self, q, b):
