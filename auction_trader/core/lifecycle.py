@@ -462,6 +462,15 @@ class Lifecycle:
         self.trade, self.flip = None, None
         self.waiting.clear()
 
+    def open_records(self) -> list[dict]:
+        """The ``signals_1m`` records still completed by what happens next: the open trade's entry
+        minute (an entry given up or rejected amends it) and a pending flip's minute."""
+        out = []
+        for record in (self.trade.record if self.trade is not None else None, self.flip.record if self.flip is not None else None):
+            if record is not None and all(record is not r for r in out):
+                out.append(record)
+        return out
+
     # -- persistence -----------------------------------------------------------------------------
 
     def state(self) -> dict:

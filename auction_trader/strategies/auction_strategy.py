@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.enums import OrderSide, TimeInForce, TriggerType
 from nautilus_trader.model.events import OrderCanceled, OrderExpired, OrderFilled, OrderRejected
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
@@ -82,6 +84,7 @@ class AuctionStrategy(Strategy):
         self._alerts: list[dict] = []
         self._last_snapshot_min: int | None = None
         self._last_decided_min: int | None = None
+        self._closed_through_ns: int | None = None  # the latest minute timer: features closed through it
         self._va_was_valid = False
         self._unsent: dict[str, Order] = {}  # created by the lifecycle, not submitted yet
 
@@ -137,12 +140,76 @@ class AuctionStrategy(Strategy):
         if self.lifecycle is not None:
             self.lifecycle.reset()
 
+    # -- decision state: checkpoint and restore ----------------------------------------------------
+
+    def checkpoint(self) -> dict:
+        """All decision state as JSON-safe primitives: the signal engine (acceptance sequences, retest
+        wait, pending break-ins, open position and its time stop, cooldown), the kill switch's day
+        baseline, the trade lifecycle (open trade plan, orders by client order id, requests awaiting
+        an answer, a flip waiting for flat), and the minute bookkeeping.
+
+        The feature engine (Rust) has no serialisation: the checkpoint says how far it had got
+        (``features``: minutes closed, closed through which minute timer) and :meth:`restore`
+        rebuilds it by feeding it the recorded ticks again - deterministic, so the same state.
+        Call between two events (e.g. after a minute's decision), never inside a handler."""
+        return {
+            "version": CHECKPOINT_VERSION,
+            "instrument_id": str(self.instrument_id),
+            "signals": self.engine.state(),
+            "kill_switch": self.guard.state(),
+            "lifecycle": self.lifecycle.state(),
+            "minute": {"last_decided_min": self._last_decided_min, "last_snapshot_min": self._last_snapshot_min, "va_was_valid": self._va_was_valid},
+            "features": {"minutes": self.features.minutes, "closed_through_ns": self._closed_through_ns},
+        }
+
+    def restore(self, state: dict, ticks: Iterable | None = None) -> None:
+        """Continue from ``state`` (a :meth:`checkpoint`, possibly through JSON) on a started
+        strategy whose orders are in the cache (Nautilus's reconciliation, or the same venue).
+
+        ``ticks``: the trade and quote ticks the checkpointed strategy had received (in receipt
+        order, through the checkpoint): the feature engine is rebuilt from them and must then have
+        closed as many minutes as the checkpoint says (ValueError otherwise). None leaves the
+        feature engine as it is. The ``signals_1m`` records an open trade still completes (its
+        entry minute's, a pending flip's) come back into :meth:`signal_records`."""
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint version {state.get('version')!r}: this strategy reads version {CHECKPOINT_VERSION}")
+        if state["instrument_id"] != str(self.instrument_id):
+            raise ValueError(f"checkpoint of {state['instrument_id']}, this strategy trades {self.instrument_id}")
+        if self.lifecycle is None:
+            raise RuntimeError("restore() needs a started strategy (on_start builds the engines it restores)")
+        self.engine.restore(state["signals"])
+        self.guard = DailyLossGuard.from_state(self.params.risk.max_daily_loss, state["kill_switch"])
+        self.lifecycle.restore(state["lifecycle"])
+        minute = state["minute"]
+        self._last_decided_min = minute["last_decided_min"]
+        self._last_snapshot_min = minute["last_snapshot_min"]
+        self._va_was_valid = bool(minute["va_was_valid"])
+        self._signals = sorted(self.lifecycle.open_records(), key=lambda r: r["ts_min"])
+        if ticks is not None:
+            self._rebuild_features(ticks, state["features"])
+
+    def _rebuild_features(self, ticks: Iterable, expected: dict) -> None:
+        features = self.features
+        features.reset()
+        for tick in ticks:
+            if isinstance(tick, TradeTick):
+                features.handle_trade_tick(tick)
+            else:
+                features.handle_quote_tick(tick)
+        if expected["closed_through_ns"] is not None:
+            features.close_through(expected["closed_through_ns"])
+        features.drain()  # rows the checkpointed strategy already reported
+        self._closed_through_ns = expected["closed_through_ns"]
+        if features.minutes != expected["minutes"]:
+            raise ValueError(f"the ticks given rebuild {features.minutes} minutes of features, the checkpoint had {expected['minutes']}")
+
     # -- market data -------------------------------------------------------------------------------
 
     def _on_minute_timer(self, event) -> None:
         # The minute may already have been closed by a tick stamped at the boundary; either way the
         # latest closed minute gets its decision once.
         self.features.close_through(event.ts_event)
+        self._closed_through_ns = event.ts_event
         row = self.features.row
         if row is None or self._decided_for(row.ts_min):
             return
