@@ -244,3 +244,121 @@ def test_restored_at_20_random_minutes_the_run_is_the_uninterrupted_one(name):
     assert sum(c["lifecycle"]["trade"] is not None for c in restarted["checkpoints"]) >= 8
     assert any(c["lifecycle"]["waiting"] or any(t["entry_id"] and t["opened_ns"] is None for t in c["lifecycle"]["trades"]) for c in restarted["checkpoints"]) or name == "hold"
     assert len(straight["fills"]) >= 7 and len(straight["signals"]) > 90
+
+
+# -- the lifecycle without Nautilus: a venue of dicts ----------------------------------------------
+
+
+class DictVenue:
+    """The lifecycle's Venue port over plain dicts; every request is logged."""
+
+    def __init__(self, orders: dict | None = None, count: int = 0) -> None:
+        self.orders = {cid: dict(o) for cid, o in (orders or {}).items()}
+        self.count = count
+        self.log: list[tuple] = []
+        self.alerts: list[tuple] = []
+        self.now = T0
+
+    def create(self, kind, direction, steps, level, tags, reduce_only):
+        self.count += 1
+        cid = f"O-{self.count}"
+        self.orders[cid] = {"kind": kind, "direction": direction, "steps": steps, "level": level, "purpose": tags[1].split("=")[1], "reduce_only": reduce_only, "status": "new"}
+        return cid
+
+    def submit(self, cid):
+        self.orders[cid]["status"] = "inflight"
+        self.log.append(("submit", cid, self.orders[cid]["kind"], self.orders[cid]["steps"], self.orders[cid]["level"]))
+
+    def accept(self, cid):
+        self.orders[cid]["status"] = "open"
+
+    def modify(self, cid, steps, level):
+        self.orders[cid].update(steps=steps, level=level)
+        self.log.append(("modify", cid, steps, level))
+
+    def cancel(self, cid):
+        self.orders[cid]["status"] = "closed"
+        self.log.append(("cancel", cid))
+
+    def view(self, cid):
+        from auction_trader.core.lifecycle import OrderView
+
+        o = self.orders.get(cid)
+        if o is None:
+            return None
+        s = o["status"]
+        return OrderView(o["kind"], o["purpose"], o["steps"], o["level"], s == "closed", s == "open", s == "inflight", False, False)
+
+    def on_grid(self, price):
+        return round(price, 1)
+
+    def now_ns(self):
+        return self.now
+
+    def last_tick_ns(self):
+        return self.now
+
+    def free_margin(self):
+        return 10_000.0
+
+    def balance(self):
+        return 10_000.0
+
+    def quote(self):
+        return (41_999.9, 42_000.0)
+
+    def alert(self, ts_ns, kind, detail):
+        self.alerts.append((ts_ns, kind))
+
+    def state_changed(self, ts_ns):
+        pass
+
+
+def test_lifecycle_restored_from_json_wants_the_same_orders():
+    """Enter, fill, protect; checkpoint; then TP1 fills on the original and on the restored copy:
+    both move the stop to the entry price and shrink nothing else - the same requests, the same
+    state. No Nautilus anywhere: the core runs on the port alone."""
+    from auction_trader.core.lifecycle import Lifecycle
+    from auction_trader.core.signals import ENTER_LONG, Decision, SignalEngine
+
+    config = AuctionConfig()
+    engine = SignalEngine(config, 0.1)
+    venue = DictVenue()
+    life = Lifecycle(config, engine, venue, 0.001, 0.1, 0.00055)
+    c = Candidate("breakin", LONG, 42_000.0, 41_900.0, 42_100.0, 42_200.0)
+    record = {"ts_min": T0 // 1_000_000, "reason_code": "BREAKIN_LONG", "chosen_action": ENTER_LONG, "feature_snapshot": "{}"}
+    life.act(Decision(ENTER_LONG, "BREAKIN_LONG", c), record, T0 + MINUTE_NS)
+    # 10,000 x 2 % / (42,000 - 41,900) = 2 BTC = 2000 steps (the 10x cap, 2.38 BTC, does not bind)
+    assert venue.log == [("submit", "O-1", "LIMIT", 2000, 42_000.0)]
+    venue.accept("O-1")
+    life.on_fill("O-1", "entry", False, 42_000.0, 2.0, 0.1, T0 + MINUTE_NS + 5)
+    venue.orders["O-1"]["status"] = "closed"
+    # the stop for all of it; TP1 30 % = 600 steps at the POC target, TP2 the other 1400
+    assert venue.log[1:] == [("submit", "O-2", "STOP_MARKET", 2000, 41_900.0), ("submit", "O-3", "MARKET_IF_TOUCHED", 600, 42_100.0), ("submit", "O-4", "MARKET_IF_TOUCHED", 1400, 42_200.0)]
+    for cid in ("O-2", "O-3", "O-4"):
+        venue.accept(cid)
+
+    saved = through_json({"signals": engine.state(), "lifecycle": life.state()})
+    engine2 = SignalEngine.from_state(config, 0.1, saved["signals"])
+    venue2 = DictVenue(venue.orders, venue.count)
+    life2 = Lifecycle(config, engine2, venue2, 0.001, 0.1, 0.00055)
+    life2.restore(saved["lifecycle"])
+    assert life2.state() == life.state() and engine2.state() == engine.state()
+    assert engine2.position.candidate is life2.trade.candidate  # linked again: position_closed matches it
+
+    n = len(venue.log)
+    for v, lc in ((venue, life), (venue2, life2)):
+        v.orders["O-3"]["status"] = "closed"
+        lc.on_fill("O-3", "tp1", True, 42_100.0, 0.6, 0.05, T0 + 3 * MINUTE_NS)
+    assert venue.log[n:] == venue2.log == [("modify", "O-2", 1400, 42_000.0)]  # stop at the entry price, for what is left
+    assert life2.state() == life.state()
+    for v, lc in ((venue, life), (venue2, life2)):
+        v.orders["O-2"]["status"] = "closed"
+        lc.on_fill("O-2", "stop", True, 42_000.0, 1.4, 0.1, T0 + 4 * MINUTE_NS)
+    assert venue.log[-1] == venue2.log[-1] == ("cancel", "O-4")
+    assert life.positions == life2.positions and life2.trade is None
+    row = life2.positions[0]
+    # 0.6 at 42,100 and 1.4 at 42,000 against an entry at 42,000: realized +60; fees 0.1 + 0.05 + 0.1
+    assert (row["status"], row["exit_reason"], row["qty_at_tp1"]) == ("STOPPED", "stop", 0.6)
+    assert row["realized_pnl"] == pytest.approx(60.0) and row["fees_paid"] == pytest.approx(0.25)
+    assert engine2.position is None and engine2.cooldown.until_ms == engine.cooldown.until_ms

@@ -196,3 +196,21 @@ def test_the_runs_take_every_lifecycle_path():
 if __name__ == "__main__":  # print the digests of every run (to pin a change meant to change outputs)
     names = sys.argv[1:] or list(RUNS)
     print(json.dumps({name: digests(run(name)) for name in names}, indent=4))
+
+
+def test_the_core_imports_no_nautilus():
+    """``auction_trader/core/`` stays framework-free: importing every module of it (in a fresh
+    interpreter) loads no ``nautilus_trader`` module."""
+    import subprocess
+
+    import auction_trader.core
+
+    modules = sorted(p.stem for p in Path(auction_trader.core.__file__).parent.glob("*.py") if p.stem != "__init__")
+    assert {"trade", "lifecycle", "signals", "orders"} <= set(modules)
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module('auction_trader.core.' + m)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'nautilus_trader'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
