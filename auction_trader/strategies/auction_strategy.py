@@ -19,8 +19,8 @@ decision, which becomes orders:
 
 The trade lifecycle itself - the plan of the open trade, its fills, which orders it wants, stuck
 orders, flips - is :class:`~auction_trader.core.lifecycle.Lifecycle` in the framework-free core;
-this class adapts Nautilus events to it and implements its :class:`~auction_trader.core.lifecycle.Venue`
-port with Nautilus orders. All decision state round-trips through :meth:`AuctionStrategy.checkpoint`
+this class adapts Nautilus events to it, and :class:`NautilusVenue` implements its
+:class:`~auction_trader.core.lifecycle.Venue` port with Nautilus orders. All decision state round-trips through :meth:`AuctionStrategy.checkpoint`
 / :meth:`AuctionStrategy.restore`.
 
 Every order carries tags ``setup=…``, ``purpose=…`` (entry, stop, tp1, tp2, time, inside, flip, kill)
@@ -86,7 +86,6 @@ class AuctionStrategy(Strategy):
         self._last_decided_min: int | None = None
         self._closed_through_ns: int | None = None  # the latest minute timer: features closed through it
         self._va_was_valid = False
-        self._unsent: dict[str, Order] = {}  # created by the lifecycle, not submitted yet
 
     @property
     def engine(self) -> SignalEngine | None:
@@ -118,7 +117,7 @@ class AuctionStrategy(Strategy):
         self.step = float(instrument.size_increment)
         self.features = AuctionFeatures(self.params, spec)
         self.engine = SignalEngine(self.params, self.tick)
-        self.lifecycle = Lifecycle(self.params, self.engine, self, self.step, self.tick, float(instrument.taker_fee))
+        self.lifecycle = Lifecycle(self.params, self.engine, NautilusVenue(self), self.step, self.tick, float(instrument.taker_fee))
         # Ticks go straight to the indicator: bound here, each tick skips a Python frame of ours.
         self.on_trade_tick = self.features.handle_trade_tick
         self.on_quote_tick = self.features.handle_quote_tick
@@ -230,11 +229,11 @@ class AuctionStrategy(Strategy):
 
     def _on_minute(self, row, now_ns: int) -> None:
         minute = minute_from_row(row, self.params, self.features.nearest_trade_distance)
-        balance = self.balance()
+        balance = self._balance()
         unrealized = self.lifecycle.unrealized(row.mid_close)
         kill = self.guard.on_minute(minute.decision_ts, balance, balance + unrealized)
         if kill and self.guard.tripped_at == minute.decision_ts:
-            self.alert(now_ns, "kill switch activated", {"day_start_balance": self.guard.day_start_balance, "balance": balance})
+            self._alert(now_ns, "kill switch activated", {"day_start_balance": self.guard.day_start_balance, "balance": balance})
         self._watch_quality(row, now_ns)
         self.lifecycle.police(now_ns)
         self.lifecycle.age_entry(now_ns)
@@ -245,84 +244,20 @@ class AuctionStrategy(Strategy):
         self._last_decided_min = record["ts_min"]
         self._snapshot(now_ns, "PERIODIC", minute.ts_min)
 
-    # -- the lifecycle's Venue port (core/lifecycle.py) ----------------------------------------------
+    def _alert(self, ts_ns: int, kind: str, detail: dict) -> None:
+        self._alerts.append({"ts_ms": int(ts_ns) // 1_000_000, "alert": kind, "detail": json.dumps(detail, sort_keys=True, default=str)})
 
-    def create(self, kind: str, direction: int, steps: int, level: float | None, tags: list[str], reduce_only: bool) -> str:
-        side = OrderSide.BUY if direction == LONG else OrderSide.SELL
-        qty = self.instrument.make_qty(steps * self.step)
-        f = self.order_factory
-        if kind == "MARKET":
-            order = f.market(self.instrument_id, side, qty, reduce_only=reduce_only, tags=tags)
-        elif kind == "LIMIT":
-            order = f.limit(self.instrument_id, side, qty, self.instrument.make_price(level), TimeInForce.GTC, reduce_only=reduce_only, tags=tags)
-        else:
-            factory = f.stop_market if kind == "STOP_MARKET" else f.market_if_touched
-            order = factory(self.instrument_id, side, qty, self.instrument.make_price(level), TriggerType.BID_ASK, reduce_only=reduce_only, tags=tags)
-        self._unsent[order.client_order_id.value] = order
-        return order.client_order_id.value
-
-    def submit(self, cid: str) -> None:
-        self.submit_order(self._unsent.pop(cid))
-
-    def modify(self, cid: str, steps: int, level: float) -> None:
-        order = self.cache.order(ClientOrderId(cid))
-        qty = self.instrument.make_qty(steps * self.step)
-        price = self.instrument.make_price(level)
-        if order.order_type.name == "LIMIT":
-            self.modify_order(order, quantity=qty, price=price)
-        else:
-            self.modify_order(order, quantity=qty, trigger_price=price)
-
-    def cancel(self, cid: str) -> None:
-        self.cancel_order(self.cache.order(ClientOrderId(cid)))
-
-    def view(self, cid: str) -> OrderView | None:
-        order = self.cache.order(ClientOrderId(cid))
-        if order is None:
-            return None
-        level = order.trigger_price if order.has_trigger_price else (order.price if order.has_price else None)
-        return OrderView(
-            kind=order.order_type.name,
-            purpose=_tag(order, "purpose"),
-            steps=round(float(order.quantity) / self.step),
-            level=level.as_double() if level is not None else None,
-            closed=order.is_closed,
-            open=order.is_open,
-            inflight=order.is_inflight,
-            pending_update=order.is_pending_update,
-            pending_cancel=order.is_pending_cancel,
-        )
-
-    def on_grid(self, price: float) -> float:
-        return self.instrument.make_price(price).as_double()
-
-    def now_ns(self) -> int:
-        return self.clock.timestamp_ns()
-
-    def last_tick_ns(self) -> int:
-        """When the market last spoke (the latest quote or trade in the cache): an order cannot
-        have been answered in a gap of the data, so the bound runs in market time."""
-        quote = self.cache.quote_tick(self.instrument_id)
-        trade = self.cache.trade_tick(self.instrument_id)
-        return max(quote.ts_event if quote is not None else 0, trade.ts_event if trade is not None else 0)
-
-    def free_margin(self) -> float:
-        account = self.portfolio.account(self.instrument_id.venue)
-        return float(account.balance_free(self.instrument.settlement_currency))
-
-    def balance(self) -> float:
+    def _balance(self) -> float:
         account = self.portfolio.account(self.instrument_id.venue)
         return float(account.balance_total(self.instrument.settlement_currency))
 
-    def quote(self) -> tuple[float, float] | None:
+    def _free_margin(self) -> float:
+        account = self.portfolio.account(self.instrument_id.venue)
+        return float(account.balance_free(self.instrument.settlement_currency))
+
+    def _quote(self) -> tuple[float, float] | None:
         quote = self.cache.quote_tick(self.instrument_id)
         return None if quote is None else (quote.bid_price.as_double(), quote.ask_price.as_double())
-
-    def alert(self, ts_ns: int, kind: str, detail: dict) -> None:
-        self._alerts.append({"ts_ms": int(ts_ns) // 1_000_000, "alert": kind, "detail": json.dumps(detail, sort_keys=True, default=str)})
-
-    def state_changed(self, ts_ns: int) -> None:
-        self._snapshot(ts_ns, "STATE_CHANGE")
 
     # -- Nautilus events -> the lifecycle ------------------------------------------------------------
 
@@ -359,15 +294,15 @@ class AuctionStrategy(Strategy):
     # -- helpers -------------------------------------------------------------------------------------
 
     def _mid(self) -> float:
-        quote = self.quote()
+        quote = self._quote()
         return math.nan if quote is None else (quote[0] + quote[1]) / 2
 
     def _watch_quality(self, row, now_ns: int) -> None:
         if row.va_valid != self._va_was_valid and not row.va_valid and self.features.initialized:
-            self.alert(now_ns, "VA invalid", {"va_bin_count": int(row.va_bin_count)})
+            self._alert(now_ns, "VA invalid", {"va_bin_count": int(row.va_bin_count)})
         self._va_was_valid = bool(row.va_valid)
         if row.ambiguous_trade_frac_1m > self.params.initiative.ambiguous_trade_frac_max:
-            self.alert(now_ns, "high ambiguous fraction", {"ambiguous_trade_frac_1m": float(row.ambiguous_trade_frac_1m)})
+            self._alert(now_ns, "high ambiguous fraction", {"ambiguous_trade_frac_1m": float(row.ambiguous_trade_frac_1m)})
 
     def _snapshot(self, ts_ns: int, kind: str, ts_min: int | None = None) -> None:
         """Every ``state_snapshot_interval_minutes`` and on every state change (specv2 §16.3)."""
@@ -378,8 +313,8 @@ class AuctionStrategy(Strategy):
                 return
             self._last_snapshot_min = minute
         t = self.trade
-        balance = self.balance()
-        free = self.free_margin()
+        balance = self._balance()
+        free = self._free_margin()
         position = None
         risk = []
         if t is not None:
@@ -424,6 +359,92 @@ class AuctionStrategy(Strategy):
 
     def alerts(self) -> list[dict]:
         return list(self._alerts)
+
+
+class NautilusVenue:
+    """The lifecycle's :class:`~auction_trader.core.lifecycle.Venue` port on Nautilus: orders from
+    the strategy's order factory, looked up in the cache by client order id; the account through
+    the portfolio; the quote from the cache; time from the strategy's clock."""
+
+    def __init__(self, strategy: AuctionStrategy) -> None:
+        self.s = strategy
+        self._unsent: dict[str, Order] = {}  # created, not submitted yet
+
+    def create(self, kind: str, direction: int, steps: int, level: float | None, tags: list[str], reduce_only: bool) -> str:
+        s = self.s
+        side = OrderSide.BUY if direction == LONG else OrderSide.SELL
+        qty = s.instrument.make_qty(steps * s.step)
+        f = s.order_factory
+        if kind == "MARKET":
+            order = f.market(s.instrument_id, side, qty, reduce_only=reduce_only, tags=tags)
+        elif kind == "LIMIT":
+            order = f.limit(s.instrument_id, side, qty, s.instrument.make_price(level), TimeInForce.GTC, reduce_only=reduce_only, tags=tags)
+        else:
+            factory = f.stop_market if kind == "STOP_MARKET" else f.market_if_touched
+            order = factory(s.instrument_id, side, qty, s.instrument.make_price(level), TriggerType.BID_ASK, reduce_only=reduce_only, tags=tags)
+        self._unsent[order.client_order_id.value] = order
+        return order.client_order_id.value
+
+    def submit(self, cid: str) -> None:
+        self.s.submit_order(self._unsent.pop(cid))
+
+    def modify(self, cid: str, steps: int, level: float) -> None:
+        s = self.s
+        order = s.cache.order(ClientOrderId(cid))
+        qty = s.instrument.make_qty(steps * s.step)
+        price = s.instrument.make_price(level)
+        if order.order_type.name == "LIMIT":
+            s.modify_order(order, quantity=qty, price=price)
+        else:
+            s.modify_order(order, quantity=qty, trigger_price=price)
+
+    def cancel(self, cid: str) -> None:
+        self.s.cancel_order(self.s.cache.order(ClientOrderId(cid)))
+
+    def view(self, cid: str) -> OrderView | None:
+        order = self.s.cache.order(ClientOrderId(cid))
+        if order is None:
+            return None
+        level = order.trigger_price if order.has_trigger_price else (order.price if order.has_price else None)
+        return OrderView(
+            kind=order.order_type.name,
+            purpose=_tag(order, "purpose"),
+            steps=round(float(order.quantity) / self.s.step),
+            level=level.as_double() if level is not None else None,
+            closed=order.is_closed,
+            open=order.is_open,
+            inflight=order.is_inflight,
+            pending_update=order.is_pending_update,
+            pending_cancel=order.is_pending_cancel,
+        )
+
+    def on_grid(self, price: float) -> float:
+        return self.s.instrument.make_price(price).as_double()
+
+    def now_ns(self) -> int:
+        return self.s.clock.timestamp_ns()
+
+    def last_tick_ns(self) -> int:
+        """When the market last spoke (the latest quote or trade in the cache): an order cannot
+        have been answered in a gap of the data, so the bound runs in market time."""
+        cache, iid = self.s.cache, self.s.instrument_id
+        quote, trade = cache.quote_tick(iid), cache.trade_tick(iid)
+        return max(quote.ts_event if quote is not None else 0, trade.ts_event if trade is not None else 0)
+
+    def free_margin(self) -> float:
+        return self.s._free_margin()
+
+    def balance(self) -> float:
+        return self.s._balance()
+
+    def quote(self) -> tuple[float, float] | None:
+        return self.s._quote()
+
+    def alert(self, ts_ns: int, kind: str, detail: dict) -> None:
+        self.s._alert(ts_ns, kind, detail)
+
+    def state_changed(self, ts_ns: int) -> None:
+        self.s._snapshot(ts_ns, "STATE_CHANGE")
 
 
 def _tag(order: Order | None, key: str) -> str | None:
