@@ -53,7 +53,8 @@ class OrderView:
 
 
 class Venue(Protocol):
-    """The lifecycle's view of the venue and the account (implemented by the strategy)."""
+    """The lifecycle's view of the venue and the account (on Nautilus:
+    :class:`auction_trader.strategies.auction_strategy.NautilusVenue`)."""
 
     def create(self, kind: str, direction: int, steps: int, level: float | None, tags: list[str], reduce_only: bool) -> str:
         """Build an order (not sent yet); returns its client order id. ``kind``: MARKET, LIMIT
@@ -171,13 +172,11 @@ class Lifecycle:
         if size.leverage_capped:
             self.venue.alert(now_ns, "leverage cap hit", {"qty": size.qty, "leverage": size.leverage})
         t = Trade(c, signal_ts_min, size.steps, margin, sizing.risk_pct, record=record, flip=flip)
-        if self.config.execution.use_limit_for_entry:
-            cid = self.venue.create("LIMIT", c.direction, size.steps, c.entry, t.tags("entry"), False)
-        else:
-            cid = self.venue.create("MARKET", c.direction, size.steps, None, t.tags("entry"), False)
+        kind = "LIMIT" if self.config.execution.use_limit_for_entry else "MARKET"
+        cid = self.venue.create(kind, c.direction, size.steps, c.entry if kind == "LIMIT" else None, t.tags("entry"), False)
         t.entry_id, t.entry_submitted_ns = cid, now_ns
         self.trade = t
-        self._submit(t, cid, "MARKET" if not self.config.execution.use_limit_for_entry else "LIMIT")
+        self._submit(t, cid, kind)
         self.venue.state_changed(now_ns)
         return True
 
@@ -192,8 +191,7 @@ class Lifecycle:
         self.venue.cancel(cid)
 
     def _market(self, t: Trade, direction: int, steps: int, purpose: str, reduce_only: bool) -> str:
-        cid = self.venue.create("MARKET", direction, steps, None, t.tags(purpose), reduce_only)
-        return cid
+        return self.venue.create("MARKET", direction, steps, None, t.tags(purpose), reduce_only)
 
     def _flip_entry(self, ts_ns: int) -> None:
         """The old position of a flip is flat: open the new one on the margin now available."""
