@@ -54,6 +54,9 @@ RUNS = {
 
 FILES = ("fills.parquet", "trades.parquet", "signals_1m.parquet", "features_1m.parquet", "alerts.json", "metrics.json")
 
+# metrics.json re-pinned when the live node's config keys (monitoring.data_stale_seconds,
+# minute_grace_ms) joined the config it dumps (and the run_id hashed from it); every other output
+# kept its digest, and the metrics themselves are unchanged (checked by diffing the two files).
 PINNED: dict[str, dict[str, str]] = {
     "defaults": {
         "fills.parquet": "311513f0d2154be5ec579266a328b625293a8c7e506f9c2c2cc9f0fcf3a11311",
@@ -61,7 +64,7 @@ PINNED: dict[str, dict[str, str]] = {
         "signals_1m.parquet": "67888cd437902806dfcdd562be62cff205a16ceb3af88411dd23f1fb16d46b73",
         "features_1m.parquet": "572b497890c6ac165a46b10b5583a9d0a0f6e950e98766ccd98de1986022e795",
         "alerts.json": "86755d1c213ff5dfd74c809cf752fcd386a381584915a7bd7347d90fd0f05491",
-        "metrics.json": "00195b9be5f8207c65852dc6a2d3b6b4bf1c898d7245c8e7a5f9fa9f71313674",
+        "metrics.json": "2beb1c1e6ab4f9440103198ec84b85412488f6862d8250ba7e5c06867faf93a2",
         "execution.db:funding": "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
         "execution.db:grid_search_results": "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
         "execution.db:positions": "ab3ddebfda377afdb317f34612e8c64bd999ea43832adde8443719b3d644ee5c",
@@ -74,7 +77,7 @@ PINNED: dict[str, dict[str, str]] = {
         "signals_1m.parquet": "11fe5fc807e2cce4d655c8746b6ea0c2a108575c3bacda73c1a97d5e6bcccbfa",
         "features_1m.parquet": "6cc8b7d41654253705e09883d1130b4be5226182354094642b81249c7c872609",
         "alerts.json": "f19e372a9affa0d8726cfeface48c4406f2f2a9e71f7ece8f25a02bb9a3c85e7",
-        "metrics.json": "424e9937e63c36f0df70bf5ab6f5c9f0b4a1ed0a0c0a660c2c093edbca9a321b",
+        "metrics.json": "dc1f2ae82ddb76825549960403912d8436544f724432d4d65ffa3242d2a24d67",
         "execution.db:funding": "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
         "execution.db:grid_search_results": "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
         "execution.db:positions": "3de1a889dd550cb0b9c32bdc125ce57c9f5a2ba923c96bd98e36613684fcc0c5",
@@ -87,7 +90,7 @@ PINNED: dict[str, dict[str, str]] = {
         "signals_1m.parquet": "cb7aa37e4c64761c73404812da6329a68068c78d66a2cee3013705c8dbfb32a9",
         "features_1m.parquet": "36abe3412eb05cd2f4ee697c3e8feb2ed1b636bd452395c227efbb8cc7a690e6",
         "alerts.json": "dd8d40fa8710e5794eed78d64d2075d8c245af17cd4d7ece75f0223e1f77c14c",
-        "metrics.json": "92d8121cdc302a7dfbf642809e56fbcd5b0d41751babeffd71cb7ab22c703676",
+        "metrics.json": "6f2fcfc8d6a4d64125e3a0c83122b5b2fb6c11d863049a307079733847609548",
         "execution.db:funding": "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
         "execution.db:grid_search_results": "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
         "execution.db:positions": "5d3248187ac3786546c273147197cc72842036e119ded43612e5ea43bfe8ce41",

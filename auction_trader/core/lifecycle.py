@@ -339,6 +339,21 @@ class Lifecycle:
         if self.flip is not None and self.flip.old is t:
             self._flip_entry(self.venue.now_ns())
 
+    def purpose_of(self, cid: str) -> str | None:
+        """What an order of the plan is for, from the plan itself: orders a restarted node finds at
+        the venue come back without their tags (Bybit keeps only the client order id)."""
+        t = self.owner.get(cid)
+        if t is None:
+            return None
+        if cid == t.entry_id:
+            return "entry"
+        if cid == t.stop_id:
+            return "stop"
+        for purpose, tp in t.tp_ids.items():
+            if tp == cid:
+                return purpose
+        return t.exit_purpose
+
     def on_fill(self, cid: str, purpose: str | None, reduce_only: bool, price: float, qty: float, commission: float, ts_ns: int) -> None:
         """Books the fill on the trade that placed the order. Orders submitted or changed from here
         may fill at once (re-entering this handler), so state is re-checked after each of them.

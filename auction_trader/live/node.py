@@ -121,7 +121,9 @@ class NodeHooks:
     signals: int = 0
 
     def may_enter(self) -> bool:
-        return self.node.gate.may_enter()
+        # Never while the node replays recorded minutes into the strategy (warm-up, or the catch-up
+        # after a restored checkpoint): those decisions are history, not orders to send now.
+        return not self.node.replaying and self.node.gate.may_enter()
 
     def record(self, table: str, row: dict) -> None:
         if table == "signals_1m":
@@ -252,6 +254,11 @@ class LiveNode:
         self.store = None
         self.alerts = None
         self.recorder = None
+        self.replaying = False
+        self._saved_strategy: dict | None = None  # the checkpointed strategy state a live restart resumes
+        self._feed_start: int | None = None  # exchange time of the first tick fed to the strategy (this lineage)
+        self.restored = False
+        self._checkpoint_due = False
 
     # -- services --------------------------------------------------------------------------------
 
@@ -263,7 +270,11 @@ class LiveNode:
 
         self.store = LiveStore(self.data_dir / "execution.db")
         self.alerts = AlertSink(self.store, self.mode)
-        saved = (self.store.checkpoint() or {}).get("node")
+        checkpoint = self.store.checkpoint() or {}
+        saved = checkpoint.get("node")
+        if self.mode == "live" and checkpoint.get("strategy") and (checkpoint.get("feed") or {}).get("start_ns") is not None:
+            self._saved_strategy = checkpoint["strategy"]
+            self._feed_start = int(checkpoint["feed"]["start_ns"])
         last = self.store.node_status() or {}
         flat = str((last.get("position") or {}).get("side", "FLAT")).upper() == "FLAT"
         refusal = start_mode_refusal(saved, self.mode, flat)
@@ -394,7 +405,9 @@ class LiveNode:
         window = max(self.config.value_area.rolling_window_minutes, self.warmup_needed)
         catalogs = ([self.options.warmup_catalog] if self.options.warmup_catalog else []) + [self.data_dir / "catalog"]
         now = time.time_ns()
-        wu = load_warmup(catalogs, str(self.instrument_id), window, now)
+        wu = load_warmup(catalogs, str(self.instrument_id), window, now, start_ns=self._feed_start if self._saved_strategy else None)
+        if self._saved_strategy:
+            self._say(f"restart: resuming the checkpoint of {_hm(self._saved_strategy['features']['closed_through_ns'] or now)} UTC; features rebuilt from the recording since {_hm(self._feed_start)} UTC")
         for t in wu.ticks:
             self.coverage.add(t.ts_init)
         covered = self.coverage.covered(now)
@@ -444,6 +457,8 @@ class LiveNode:
             if not self._live_ready():
                 return
             ticks, self._warmup_pending = self._warmup_pending, None
+            if self._saved_strategy is not None:
+                ticks = self._restore(ticks)
             self._deliver(ticks, warmup=True)
             self._say(f"warm-up replayed into the strategy: {len(ticks)} ticks")
         limit = self._funding_limit(now_ns)
@@ -462,13 +477,58 @@ class LiveNode:
             self._on_minute_closed(minute, now_ns)
         self._poll_control()
         self._reconcile(now_ns)
+        if self._checkpoint_due:
+            self._write_checkpoint()
 
     def _live_ready(self) -> bool:
         """Live mode: the strategy started and the venue account is in the cache."""
         st = self.strategy
         return st is not None and getattr(st, "features", None) is not None and self.node.kernel.cache.account_for_venue(self.instrument_id.venue) is not None
 
+    def _restore(self, ticks: list) -> list:
+        """Live restart: the strategy continues from the checkpoint - its feature engine rebuilt
+        from the recorded ticks it had been fed (those before the checkpoint's last minute close),
+        its signal engine, kill switch and trade plan from the saved state. Returns the ticks after
+        the checkpoint, to be replayed as warm-up (entries gated off). A checkpoint that cannot be
+        restored halts the node: trading on a plan that does not know its own trade is a guess."""
+        saved, self._saved_strategy = self._saved_strategy, None
+        through = saved["features"]["closed_through_ns"]
+        head = [t for t in ticks if through is None or t.ts_init < through]
+        tail = ticks[len(head):]
+        self.replaying = True
+        try:
+            self.strategy.restore(saved, ticks=head)
+        except Exception as exc:
+            self._say(f"restart: checkpoint NOT restored ({type(exc).__name__}: {exc})")
+            self.control.halt(f"checkpoint not restored: {exc}", {"error": type(exc).__name__})
+            self._write_checkpoint()
+            return tail
+        finally:
+            self.replaying = False
+        self.restored = True
+        if through is not None:
+            self._live_minute = through  # minutes from here on are closed by the catch-up and the live feed
+        t = self.strategy.trade
+        desc = "flat"
+        if t is not None:
+            step = float(self.strategy.instrument.size_increment)
+            side = "LONG" if t.candidate.direction > 0 else "SHORT"
+            tps = ", ".join(f"{p} {cid}" for p, cid in t.tp_ids.items() if cid)
+            desc = f"{side} {t.open_steps * step:g} @ {t.entry_price:.1f}, stop {t.stop_price} ({t.stop_id}), {tps or 'no targets'}"
+        g = self.strategy.guard
+        self._say(f"restart: checkpoint restored ({len(head)} ticks re-fed): {desc}; kill switch {'TRIPPED' if g.active else 'armed'} (day start balance {g.day_start_balance:.2f})")
+        return tail
+
     def _deliver(self, ticks: list, warmup: bool) -> None:
+        if ticks and self._feed_start is None:
+            self._feed_start = ticks[0].ts_init
+        self.replaying = warmup
+        try:
+            self._deliver_ticks(ticks)
+        finally:
+            self.replaying = False
+
+    def _deliver_ticks(self, ticks: list) -> None:
         if self.paper is not None:
             for row in self.paper.feed(ticks):
                 self.fills += 1
@@ -706,6 +766,7 @@ class LiveNode:
                 act(self.reconciler.on_fill(cid, self._our_orders), self.control, self.alerts, self._plan_changed_ms)
             return
         self._our_orders.add(cid)
+        self._checkpoint_due = True  # the plan changed: checkpointed at the end of this pump, between events
         tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
         price = float(order.price) if order.has_price else None
         trigger = float(order.trigger_price) if order.has_trigger_price else None
@@ -770,9 +831,30 @@ class LiveNode:
             verdict = self.reconciler.check(plan, snapshot, now_ms, in_flight=bool(self.node.kernel.cache.orders_inflight(instrument_id=self.instrument_id)))
         place = act(verdict, self.control, self.alerts, now_ms)
         if place:
-            # Placing protection again is the strategy's (its lifecycle syncs the orders its plan
-            # wants); the alert tells the operator what was missing.
-            self._say(f"RECONCILIATION: protection missing on the venue: {', '.join(o.purpose for o in place)}")
+            self._reprotect(place)
+
+    def _reprotect(self, missing) -> None:
+        """The position matches but protection the plan claims is not on the venue: the claims are
+        dropped (stored as MISSING) and the lifecycle places what its plan wants again - the same
+        stop and target levels, sized on the open quantity (the alert went out in ``act``)."""
+        ids = [o.client_order_id for o in missing]
+        self._say(f"RECONCILIATION: protection missing on the venue: {', '.join(f'{o.purpose} {o.client_order_id}' for o in missing)}; placing it again")
+        now_ms = time.time_ns() // 1_000_000
+        for cid in ids:
+            self._claimed.pop(cid, None)
+            self.store.record("orders", {"client_order_id": cid, "status": "MISSING", "ts_ms_updated": now_ms})
+        lifecycle = getattr(self.strategy, "lifecycle", None)
+        t = getattr(self.strategy, "trade", None)
+        if lifecycle is None or t is None or not t.is_open:
+            self._say("RECONCILIATION: no open trade in the plan to protect")
+            return
+        for cid in ids:  # the venue does not hold them: the plan must not wait for them
+            t.forget_order(cid)
+            lifecycle.owner.pop(cid, None)
+            lifecycle.waiting.pop(cid, None)
+        lifecycle.sync_protection(t)
+        self._plan_changed_ms = now_ms
+        self._write_checkpoint()
 
     def _plan(self):
         """What we hold: the strategy's open trade, and the orders we placed and last knew open (our
@@ -818,7 +900,8 @@ class LiveNode:
     def _write_checkpoint(self) -> None:
         """The node's decision state (and the strategy's, when it can give one): every minute and
         on every change."""
-        state: dict = {"node": self.gate.state()}
+        self._checkpoint_due = False
+        state: dict = {"node": self.gate.state(), "feed": {"start_ns": self._feed_start}}
         checkpoint = getattr(self.strategy, "checkpoint", None)
         if callable(checkpoint):
             try:
@@ -836,6 +919,8 @@ class LiveNode:
 
     def _shutdown(self) -> None:
         try:
+            if self.store is not None:
+                self._write_checkpoint()  # before dispose: the strategy's view of its orders is the cache's
             if self.node is not None:
                 try:
                     self.node.dispose()
@@ -844,7 +929,6 @@ class LiveNode:
             if self.poller is not None:
                 self.poller.stop()
             if self.store is not None:
-                self._write_checkpoint()
                 self._write_status()
             if self.paper is not None:
                 self._say(f"paper: {self.paper.ticks_fed} ticks fed, last at {self.paper.last_ts}")

@@ -139,7 +139,8 @@ LIVE_COLUMNS: dict[str, list[str] | None] = {
 ALL_COLUMNS: dict[str, list[str] | None] = {**{t: list(c) for t, c in BASE_COLUMNS.items()}, **LIVE_COLUMNS}
 
 #: Order statuses after which an order no longer rests on the venue.
-TERMINAL_ORDER_STATUSES = frozenset({"FILLED", "CANCELED", "CANCELLED", "REJECTED", "EXPIRED", "DENIED"})
+#: MISSING: a claimed order a restart did not find on the venue (its protection was placed again).
+TERMINAL_ORDER_STATUSES = frozenset({"FILLED", "CANCELED", "CANCELLED", "REJECTED", "EXPIRED", "DENIED", "MISSING"})
 CONTROL_COMMANDS = ("status", "activate", "deactivate", "resolve")
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -63,11 +63,13 @@ class Warmup:
     sources: list[str]
 
 
-def load_warmup(catalogs: list[Path], instrument_id: str, minutes: int, now_ns: int) -> Warmup:
+def load_warmup(catalogs: list[Path], instrument_id: str, minutes: int, now_ns: int, start_ns: int | None = None) -> Warmup:
     """Ticks of the last ``minutes`` (plus the current partial minute) from the catalogs, in replay
     order. With several catalogs, each later one supplies only ticks after the previous ones' last
-    tick (an imported history, then the node's own recording)."""
-    start = (now_ns // MINUTE_NS - minutes) * MINUTE_NS
+    tick (an imported history, then the node's own recording). ``start_ns`` (a restart resuming a
+    checkpoint): from there instead - the first tick the checkpointed strategy was fed, so that
+    its feature engine can be rebuilt from the very same ticks."""
+    start = (now_ns // MINUTE_NS - minutes) * MINUTE_NS if start_ns is None else int(start_ns)
     ticks: list = []
     trades = quotes = 0
     sources = []

@@ -34,6 +34,7 @@ import json
 import math
 from collections.abc import Iterable
 
+import msgspec
 import numpy as np
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import TradeTick
@@ -70,6 +71,11 @@ class AuctionStrategy(Strategy):
 
     def __init__(self, config: AuctionStrategyConfig | None = None, hooks=None) -> None:
         config = config or AuctionStrategyConfig()
+        if hooks is not None and config.external_order_claims is None:
+            # A live node restarted mid-trade finds its orders at the venue; Nautilus adopts them
+            # as external orders unless a strategy claims the instrument. Claimed, their events
+            # reach this strategy, whose restored plan owns them by client order id.
+            config = msgspec.structs.replace(config, external_order_claims=[InstrumentId.from_str(config.instrument_id)])
         super().__init__(config)
         self.hooks = hooks  # the live node's seam (see "live node seam" below); None in backtests
         self.params = AuctionConfig.model_validate(config.auction or {})
@@ -311,9 +317,10 @@ class AuctionStrategy(Strategy):
 
     def on_order_filled(self, event: OrderFilled) -> None:
         order = self.cache.order(event.client_order_id)
+        cid = event.client_order_id.value
         self.lifecycle.on_fill(
-            event.client_order_id.value,
-            _tag(order, "purpose"),
+            cid,
+            _tag(order, "purpose") or self.lifecycle.purpose_of(cid),
             order is not None and order.is_reduce_only,
             float(event.last_px),
             float(event.last_qty),
@@ -438,7 +445,7 @@ class NautilusVenue:
         level = order.trigger_price if order.has_trigger_price else (order.price if order.has_price else None)
         return OrderView(
             kind=order.order_type.name,
-            purpose=_tag(order, "purpose"),
+            purpose=_tag(order, "purpose") or self.s.lifecycle.purpose_of(cid),
             steps=round(float(order.quantity) / self.s.step),
             level=level.as_double() if level is not None else None,
             closed=order.is_closed,
