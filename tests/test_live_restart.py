@@ -139,7 +139,7 @@ def _closed_positions(data) -> list[dict]:
     return [p for p in rows(data, "positions") if p["status"] != "OPEN"]
 
 
-def test_live_kill_9_mid_position_resumes_the_same_trade(tmp_path):
+def test_live_kill_9_mid_position_resumes_the_same_trade_and_reprotects(tmp_path):
     t = Trade(tmp_path)
     try:
         t.open()
@@ -148,46 +148,37 @@ def test_live_kill_9_mid_position_resumes_the_same_trade(tmp_path):
         creates, received = _creates(s), s.orders_received()
         assert len(creates) == 4 and received == 4  # entry, stop, TP1, TP2
 
+        # Restart 1: the venue holds what the plan says -> MATCH, nothing sent.
         node = t.start()
         assert node.wait_for(r"restart: checkpoint restored \(\d+ ticks re-fed\): LONG 0\.5 @", 60), node.output[-3000:]
         assert node.wait_for(r"reconciliation at start: MATCH: venue matches the plan \(LONG 0\.5, 3 order\(s\)\)", 60), node.output[-3000:]
-        time.sleep(3)  # a restart that re-placed protection would have done it by now
+        time.sleep(2)  # a restart that re-placed protection would have done it by now
         assert _creates(s) == creates and s.orders_received() == received, s.order_requests()[-10:]
         assert _protection(s) == t.venue  # the same orders, levels and sizes
         t.assert_state_kept()
-        t.finish_through_targets(node, t.stop_id)
-        assert _creates(s) == creates  # nothing was ever placed twice
-        assert not [a for a in rows(t.data, "alerts") if a["type"] in ("position_mismatch", "halt")]
-    finally:
-        rc = t.close()
-    assert rc == 0, t.nodes[-1].output[-3000:]
-    closed = _closed_positions(t.data)
-    assert len(closed) == 1 and closed[0]["side"] == "LONG" and closed[0]["exit_reason"] == "tp2", rows(t.data, "positions")
+        _kill(node)
 
-
-def test_live_restart_with_the_stop_gone_places_it_again(tmp_path):
-    t = Trade(tmp_path)
-    try:
-        t.open()
-        s = t.s
-        _kill(t.nodes[-1])
-        # While the node is down the stop disappears from the venue (cancelled by hand).
+        # Restart 2: the stop vanished while the node was down (cancelled by hand) -> REPROTECT:
+        # the same stop level placed again, once, with an alert; no halt.
         s.call(lambda: s.exchange._cancel(s.exchange.find(None, t.stop_id), "CancelByUser"))
-        creates = _creates(s)
-
         node = t.start()
         assert node.wait_for(r"reconciliation at start: REPROTECT: position matches \(LONG 0\.5\); protection missing on the venue: stop " + t.stop_id, 60), node.output[-3000:]
-        new = _until(lambda: [k for k, v in _protection(s).items() if k != t.stop_id and v == ("Sell", Decimal("0.5"), t.entry - 200 * TICK)], 20,
-                     "a new stop at the same level", node, s)
+        new = _until(lambda: [k for k, v in _protection(s).items() if v == ("Sell", Decimal("0.5"), t.entry - 200 * TICK)], 20, "a new stop at the same level", node, s)
         time.sleep(2)
-        assert len(new) == 1 and _creates(s) == [*creates, new[0]], s.order_requests()[-10:]  # the stop alone, once
+        assert len(new) == 1 and new[0] != t.stop_id and _creates(s) == [*creates, new[0]], s.order_requests()[-10:]  # the stop alone, once
         assert {k: v for k, v in _protection(s).items() if k != new[0]} == {k: v for k, v in t.venue.items() if k != t.stop_id}
         t.assert_state_kept()
         alerts = [a for a in rows(t.data, "alerts") if a["type"] in ("position_mismatch", "halt")]
         assert [a["type"] for a in alerts] == ["position_mismatch"], alerts
         assert "HALTED" not in node.output
+
+        # The restored plan drives the venue's orders: TP1 resizes the new stop and moves it to the
+        # entry price, TP2 ends the trade.
         t.finish_through_targets(node, new[0])
+        assert _creates(s) == [*creates, new[0]]  # nothing else was ever placed
     finally:
         rc = t.close()
     assert rc == 0, t.nodes[-1].output[-3000:]
+    closed = _closed_positions(t.data)
+    assert len(closed) == 1 and closed[0]["side"] == "LONG" and closed[0]["exit_reason"] == "tp2", rows(t.data, "positions")
     assert [o["status"] for o in rows(t.data, "orders") if o["client_order_id"] == t.stop_id] == ["MISSING"]

@@ -506,6 +506,7 @@ class LiveNode:
         finally:
             self.replaying = False
         self.restored = True
+        self._claim_plan_orders()
         if through is not None:
             self._live_minute = through  # minutes from here on are closed by the catch-up and the live feed
         t = self.strategy.trade
@@ -518,6 +519,21 @@ class LiveNode:
         g = self.strategy.guard
         self._say(f"restart: checkpoint restored ({len(head)} ticks re-fed): {desc}; kill switch {'TRIPPED' if g.active else 'armed'} (day start balance {g.day_start_balance:.2f})")
         return tail
+
+    def _claim_plan_orders(self) -> None:
+        """The restored plan claims its protection again: Nautilus's start-up reconciliation has
+        already reported an order that vanished from the venue while the node was down (cancelled
+        by hand, say) - dropping it from the claims would leave the position silently unprotected.
+        Claimed again, the first comparison finds it missing: REPROTECT."""
+        t = self.strategy.trade
+        if t is None or not t.is_open:
+            return
+        for cid in (t.stop_id, *t.tp_ids.values()):
+            if cid is None or cid in self._claimed:
+                continue
+            r = self.store._reader.order(cid)
+            if r is not None:
+                self._claimed[cid] = PlannedOrder(cid, r["purpose"] or "", r["side"], r["order_type"], float(r["qty"]), r["price"], r["trigger_price"])
 
     def _deliver(self, ticks: list, warmup: bool) -> None:
         if ticks and self._feed_start is None:
