@@ -10,9 +10,12 @@ and the restored plan still drives them (TP1 resizes the stop and moves it to th
 ends the trade flat with the stop cancelled). The time stop's start, the cooldown and the kill
 switch's day baseline are the ones checkpointed before the kill.
 
-A restart with the stop deleted on the venue while the node was down finds the position
+A second restart, with the stop deleted on the venue while the node was down, finds the position
 matching and protection missing (REPROTECT): the stop is placed again at the same level, once, with
 a ``position_mismatch`` alert.
+
+A restart after the kill switch tripped restores it tripped (same day baseline and trip time) and
+the restored switch frees entries only at the next 00:00 UTC.
 """
 
 from __future__ import annotations
@@ -182,3 +185,64 @@ def test_live_kill_9_mid_position_resumes_the_same_trade_and_reprotects(tmp_path
     closed = _closed_positions(t.data)
     assert len(closed) == 1 and closed[0]["side"] == "LONG" and closed[0]["exit_reason"] == "tp2", rows(t.data, "positions")
     assert [o["status"] for o in rows(t.data, "orders") if o["client_order_id"] == t.stop_id] == ["MISSING"]
+
+
+def test_live_restart_after_the_kill_switch_tripped_keeps_it_tripped_until_midnight(tmp_path):
+    """The day's loss passes ``max_daily_loss`` (0.1 % of 100 000 USDT: the wallet loses 500 USDT
+    behind the node's back); the kill switch trips at the next minute close and is checkpointed;
+    after ``kill -9`` the restarted node restores it tripped, with the same day baseline and trip
+    time - and that restored switch frees entries at the next 00:00 UTC, not before."""
+    from auction_trader.core.risk import DAY_MS, DailyLossGuard
+
+    s = standin_mod.StandIn(seed=7, port=0, feed=False).start()
+    pusher = Pusher(s)
+    nodes: list[NodeProcess] = []
+    data = tmp_path / "live"
+    preseed(data, 3)
+    sets = ["warmup_minutes=2", "rolling_window_minutes=3", "spread_lookback_minutes=3", "min_va_bins=1", "max_daily_loss=0.001"]
+    args = ["--live", "--yes-i-mean-live", "--environment", "demo", "--data-dir", str(data), *endpoint_args(s), *[a for x in sets for a in ("--set", x)]]
+    env = {"BYBIT_API_KEY_DEMO": s.api_key, "BYBIT_API_SECRET_DEMO": s.api_secret}
+
+    def guard() -> dict:
+        return ((_checkpoint(data).get("strategy") or {}).get("kill_switch")) or {}
+
+    try:
+        nodes.append(NodeProcess(args, env=env))
+        node = nodes[-1]
+        assert node.wait_for(r"warm-up replayed into the strategy", 60), node.output[-3000:]
+        base = _until(lambda: (g := guard()).get("day") is not None and g, 20, "the day's baseline in the checkpoint", node, s)
+        assert base["day_start_balance"] == 100_000.0 and not base["active"]
+
+        def lose() -> None:
+            s.exchange.account.wallet -= Decimal(500)
+            s.exchange._emit_wallet()
+
+        s.call(lose)
+        tripped = _until(lambda: (g := guard()).get("active") and g, 75, "the kill switch to trip at a minute close", node, s)
+        assert tripped["day"] == base["day"] and tripped["day_start_balance"] == 100_000.0 and tripped["tripped_at"] is not None
+        assert _until(lambda: [a for a in rows(data, "alerts") if a["type"] == "kill_switch"], 10, "the kill_switch alert", node)
+        _kill(node)
+        killed_ms = time.time_ns() // 1_000_000
+
+        s.call(lambda: (setattr(s.exchange.account, "wallet", Decimal(100_000)), s.exchange._emit_wallet()))  # the loss made good: still tripped
+        nodes.append(NodeProcess(args, env=env))
+        node = nodes[-1]
+        assert node.wait_for(r"restart: checkpoint restored \(\d+ ticks re-fed\): flat; kill switch TRIPPED \(day start balance 100000\.00\)", 60), node.output[-3000:]
+        fresh = _until(lambda: (cp := _checkpoint(data)).get("_ts_ms", 0) > killed_ms and cp, 10, "a checkpoint from the restarted node", node)
+        after = fresh["strategy"]["kill_switch"]
+        assert {k: after[k] for k in ("day", "day_start_balance", "day_start_equity", "active", "tripped_at")} == \
+               {k: tripped[k] for k in ("day", "day_start_balance", "day_start_equity", "active", "tripped_at")}
+    finally:
+        for n in nodes[:-1]:
+            if n.proc.poll() is None:
+                n.proc.kill()
+        rc = nodes[-1].stop() if nodes else None
+        pusher.stop()
+        s.stop()
+    assert rc == 0, nodes[-1].output[-3000:]
+    assert [a["type"] for a in rows(data, "alerts")].count("kill_switch") == 1  # tripped once; the restart did not re-trip it
+    # The restored switch: still tripped later the same day, with the balance back; free at 00:00 UTC.
+    g = DailyLossGuard.from_state(0.001, after)
+    midnight = (after["day"] + 1) * DAY_MS
+    assert g.on_minute(midnight - 60_000, 100_000.0, 100_000.0) is True
+    assert g.on_minute(midnight, 100_000.0, 100_000.0) is False

@@ -461,6 +461,7 @@ class LiveNode:
                 ticks = self._restore(ticks)
             self._deliver(ticks, warmup=True)
             self._say(f"warm-up replayed into the strategy: {len(ticks)} ticks")
+            self._checkpoint_due = True
         limit = self._funding_limit(now_ns)
         self._update_warm(now_ns - self.sequencer.grace_ns)  # before the minute it completes is decided
         released = self.sequencer.release(now_ns, limit)
