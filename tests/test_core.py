@@ -132,10 +132,10 @@ def test_breakout_fires_at_k_with_initiative_and_waits_for_the_retest():
     assert d.action == HOLD and r["signal_breakout_long"] == 0 and engine.up.count == 1
     d, r = engine.on_minute(bar(1, o=102.3, h=102.9, l=102.3, c=102.8, **up))
     assert r["signal_breakout_long"] == 1, "k = 2 closes above the locked VAH with initiative"
-    assert d.action == HOLD and d.reason == "RETEST_PENDING_LONG" and engine.state == "PENDING_RETEST"
+    assert d.action == HOLD and d.reason == "RETEST_PENDING_LONG" and engine.phase == "PENDING_RETEST"
     # No pullback yet: keep waiting.
     d, _ = engine.on_minute(bar(2, o=102.8, h=103.5, l=102.7, c=103.4, **up))
-    assert d.action == HOLD and engine.state == "PENDING_RETEST"
+    assert d.action == HOLD and engine.phase == "PENDING_RETEST"
     # Pullback: low within one average spread (0.1) of the locked 102.0, close above it.
     d, r = engine.on_minute(bar(3, o=103.0, h=103.1, l=102.1, c=102.6, **up))
     assert d.action == ENTER_LONG and d.reason == "BREAKOUT_LONG:RETEST" and r["signal_breakout_long"] == 1
@@ -155,7 +155,7 @@ def test_failed_retest_becomes_a_failed_breakout_short():
     engine = SignalEngine(cfg(accept_outside_k=1), 0.1)
     up = dict(poc=100.0, vah=102.0, val=98.0)
     engine.on_minute(bar(0, o=101.9, h=102.6, l=101.9, c=102.5, of=1.0, ofn=0.3, qimb=0.3, **up))
-    assert engine.state == "PENDING_RETEST"
+    assert engine.phase == "PENDING_RETEST"
     engine.on_minute(bar(1, o=102.5, h=103.2, l=102.4, c=103.0, of=1.0, ofn=0.3, qimb=0.3, **up))
     # Back inside with selling initiative, trading through the locked 102.0: the retest failed ->
     # failed breakout short (a case of C).
@@ -164,13 +164,13 @@ def test_failed_retest_becomes_a_failed_breakout_short():
     assert r["signal_failbreak_short"] == 1
     assert d.action == ENTER_SHORT and d.reason == "FAILBREAK_SHORT:RETEST_FAILED"
     assert d.candidate.stop == pytest.approx(103.4), "beyond the poke's extreme (103.2) + 2 ticks"
-    assert engine.state == "FLAT"
+    assert engine.phase == "FLAT"
     # The same bar without a trade near 102.0 (a gap back inside) is no failed breakout: the wait ends.
     engine = SignalEngine(cfg(accept_outside_k=1), 0.1)
     engine.on_minute(bar(0, o=101.9, h=102.6, l=101.9, c=102.5, of=1.0, ofn=0.3, qimb=0.3, **up))
     engine.on_minute(bar(1, o=102.5, h=103.2, l=102.4, c=103.0, of=1.0, ofn=0.3, qimb=0.3, **up))
     d, r = engine.on_minute(bar(2, trades=[103.0, 101.0, 101.5], **back))
-    assert r["signal_failbreak_short"] == 0 and (d.action, d.reason) == (HOLD, "RETEST_FAILED") and engine.state == "FLAT"
+    assert r["signal_failbreak_short"] == 0 and (d.action, d.reason) == (HOLD, "RETEST_FAILED") and engine.phase == "FLAT"
 
 
 def test_a_fresh_breakout_on_a_retest_bar_waits_and_conflicts_with_the_retest_entry():
@@ -183,7 +183,7 @@ def test_a_fresh_breakout_on_a_retest_bar_waits_and_conflicts_with_the_retest_en
                                trades=[103.2, 103.0, 102.1, 102.5]))
     assert (r["signal_breakout_long"], r["signal_breakout_short"]) == (1, 1)
     assert d.action == HOLD and d.reason == "CONFLICT_BREAKOUT"
-    assert engine.state == "PENDING_RETEST" and (engine.retest.direction, engine.retest.locked) == (SHORT, 103.0)
+    assert engine.phase == "PENDING_RETEST" and (engine.retest.direction, engine.retest.locked) == (SHORT, 103.0)
 
 
 def test_a_poke_is_a_break_in_and_a_failed_acceptance_is_a_failed_breakout():
@@ -303,7 +303,7 @@ def test_flip_on_an_opposite_signal_closes_then_opens():
     engine = SignalEngine(cfg(), 0.1)
     d, _ = engine.on_minute(bar(0, **GOOD_BREAKIN))
     engine.position_opened(d.candidate, 98.4, 60_000)
-    assert engine.state == "LONG"
+    assert engine.phase == "LONG"
     d, r = engine.on_minute(bar(1, **SHORT_BREAKIN))
     assert d.action == ENTER_SHORT and d.close_first and d.reason == "FLIP:BREAKIN_SHORT"
     no_flip = SignalEngine(cfg(enable_flip_on_signal="false"), 0.1)

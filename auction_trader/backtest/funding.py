@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from auction_trader.core.position import NetPosition
+
 FUNDING_INTERVAL_NS = 8 * 3600 * 1_000_000_000
 
 
@@ -77,12 +79,12 @@ class FundingLedger:
         self._unit = Decimal(1).scaleb(-currency_precision)
         self.events: list[FundingEvent] = []
         self._next: int | None = None
-        self._qty = Decimal(0)  # signed, after every fill seen
+        self.book = NetPosition()  # the position, after every fill seen (core/position.py)
         self._recent: list[tuple[int, Decimal]] = []  # fills at or after the next instant
 
     @property
     def position(self) -> Decimal:
-        return self._qty
+        return self.book.qty
 
     @property
     def total_paid(self) -> Decimal:
@@ -101,7 +103,7 @@ class FundingLedger:
         return self._next is not None and now_ns >= self._next
 
     def on_fill(self, ts_ns: int, signed_qty: Decimal) -> None:
-        self._qty += signed_qty
+        self.book.apply(1 if signed_qty > 0 else -1, abs(signed_qty))
         if self._next is not None and ts_ns >= self._next:
             self._recent.append((ts_ns, signed_qty))
 
@@ -110,7 +112,7 @@ class FundingLedger:
         new: list[FundingEvent] = []
         while self._next is not None and now_ns >= self._next:
             b = self._next
-            qty = self._qty - sum((q for ts, q in self._recent if ts >= b), Decimal(0))
+            qty = self.book.qty - sum((q for ts, q in self._recent if ts >= b), Decimal(0))
             if qty != 0 and mark is not None:
                 amount = (qty * mark * self._rate).quantize(self._unit, rounding=ROUND_HALF_EVEN)
                 event = FundingEvent(b, "LONG" if qty > 0 else "SHORT", abs(qty), mark, self.rate_bps, amount)

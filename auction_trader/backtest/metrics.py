@@ -24,6 +24,8 @@ from decimal import Decimal
 
 import numpy as np
 
+from auction_trader.core.position import NetPosition
+
 MINUTES_PER_YEAR = 365 * 24 * 60  # crypto trades around the clock
 CENT = Decimal("0.01")
 
@@ -115,34 +117,31 @@ class Trip:
 def round_trips(fills: list[Fill], funding_events=()) -> list[Trip]:
     """Split the fills into round trips (flips make two) and attach funding charged in each."""
     trips: list[Trip] = []
-    position = Decimal(0)
+    position = NetPosition()
     trip: Trip | None = None
     for f in fills:
-        remaining = f.qty
         commission_left = f.commission
-        while remaining > 0:
-            if position == 0:
+        remaining = f.qty
+        for part in position.apply(f.side, f.qty):
+            if part.starts:
                 trip = Trip(side=f.side, open_ts=f.ts, setup=f.setup)
                 trips.append(trip)
             assert trip is not None
-            opening = (position == 0) or (position > 0) == (f.side > 0)
-            part = remaining if opening else min(remaining, abs(position))
-            share = commission_left if part == remaining else f.commission * part / f.qty
+            share = commission_left if part.qty == remaining else f.commission * part.qty / f.qty
             commission_left -= share
+            remaining -= part.qty
             trip.fees += share
             trip.fills += 1
-            if opening:
-                trip.qty += part
-                trip.entry_notional += part * f.price
+            if part.opening:
+                trip.qty += part.qty
+                trip.entry_notional += part.qty * f.price
                 if trip.setup is None:
                     trip.setup = f.setup
             else:
-                trip.exit_qty += part
-                trip.exit_notional += part * f.price
+                trip.exit_qty += part.qty
+                trip.exit_notional += part.qty * f.price
                 trip.exit_reason = f.purpose
-            position += f.side * part
-            remaining -= part
-            if position == 0:
+            if part.ends:
                 trip.close_ts = f.ts
     for event in funding_events:
         for t in trips:

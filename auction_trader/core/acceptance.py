@@ -68,4 +68,19 @@ class Sequence:
         self.started_ts, self.extreme = None, math.nan
 
     def state(self) -> dict:
+        """The count as the signal log shows it (without this bar's ended sequence)."""
         return {k: v for k, v in asdict(self).items() if k not in ("direction", "k", "ended")}
+
+    def to_state(self) -> dict:
+        """Everything :meth:`from_state` needs. ``ended`` is left out: it describes the current
+        bar only and every bar (with or without trades) clears it before anything reads it.
+        NaN levels (no sequence) are None: strict JSON has no NaN."""
+        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in self.state().items()}
+
+    @classmethod
+    def from_state(cls, direction: int, k: int, state: dict) -> Sequence:
+        s = dict(state)
+        for name in ("locked", "extreme"):
+            if s[name] is None:
+                s[name] = math.nan
+        return cls(direction, k, **s)

@@ -29,6 +29,13 @@ class TimeStop:
             return False
         return not (self.extend_if_profitable and net_unrealized > 0)
 
+    def state(self) -> dict:
+        return {"max_hold_minutes": self.max_hold_minutes, "extend_if_profitable": self.extend_if_profitable, "started_at": self.started_at}
+
+    @classmethod
+    def from_state(cls, state: dict) -> TimeStop:
+        return cls(**state)
+
 
 def market_exit_price(direction: int, bid: float, ask: float, slippage_ticks: int, tick: float) -> float:
     """The price a market exit decided now would get: a long sells at the bid, a short buys at the

@@ -20,6 +20,13 @@ class Cooldown:
     def allows(self, decision_ts: int) -> bool:
         return self.until_ms is None or decision_ts >= self.until_ms
 
+    def state(self) -> dict:
+        return {"until_ms": self.until_ms}
+
+    @classmethod
+    def from_state(cls, minutes: int, state: dict) -> Cooldown:
+        return cls(minutes, state["until_ms"])
+
 
 @dataclass
 class DailyLossGuard:
@@ -46,6 +53,15 @@ class DailyLossGuard:
         if not self.active and balance - self.day_start_balance < -self.max_daily_loss * self.day_start_equity:
             self.active, self.tripped_at = True, decision_ts
         return self.active
+
+    def state(self) -> dict:
+        """The day, its baseline (balance and equity at its first decision) and whether and when
+        the switch tripped: a restart the same day keeps a tripped switch tripped until 00:00."""
+        return {"day": self.day, "day_start_balance": self.day_start_balance, "day_start_equity": self.day_start_equity, "active": self.active, "tripped_at": self.tripped_at}
+
+    @classmethod
+    def from_state(cls, max_daily_loss: float, state: dict) -> DailyLossGuard:
+        return cls(max_daily_loss, **state)
 
     @property
     def day_pnl_floor(self) -> float:

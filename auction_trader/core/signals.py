@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from auction_trader.config import AuctionConfig
 from auction_trader.core.acceptance import Sequence
@@ -83,6 +83,16 @@ class _Position:
     opened_ts: int
     time_stop: TimeStop
 
+    def to_state(self) -> dict:
+        return {
+            "candidate": asdict(self.candidate), "direction": self.direction, "setup": self.setup, "entry": self.entry,
+            "stop": self.stop, "locked": self.locked, "opened_ts": self.opened_ts, "time_stop": self.time_stop.state(),
+        }  # fmt: skip
+
+    @classmethod
+    def from_state(cls, s: dict) -> _Position:
+        return cls(Candidate(**s["candidate"]), s["direction"], s["setup"], s["entry"], s["stop"], s["locked"], s["opened_ts"], TimeStop.from_state(s["time_stop"]))
+
 
 @dataclass
 class _Retest:
@@ -90,6 +100,9 @@ class _Retest:
     locked: float
     extreme: float  # highest high (long) / lowest low (short) since the sequence began
     since_ts: int
+
+    def to_state(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -103,6 +116,10 @@ class _PendingBreakin:
 
     def state(self) -> dict:
         return {"direction": self.direction, "edge": self.edge, "extreme": self.extreme, "count": self.count}
+
+    @classmethod
+    def from_state(cls, s: dict) -> _PendingBreakin:
+        return cls(s["direction"], s["edge"], s["extreme"], s["count"])
 
 
 @dataclass
@@ -127,10 +144,43 @@ class SignalEngine:
         self.levels = Levels(self.config, self.tick)
 
     @property
-    def state(self) -> str:
+    def phase(self) -> str:
+        """FLAT, LONG, SHORT or PENDING_RETEST (the ``state`` of the signal log)."""
         if self.position is not None:
             return side(self.position.direction)
         return "PENDING_RETEST" if self.retest is not None else "FLAT"
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        """All decision state as JSON-safe primitives (no NaN): minutes seen (warm-up), the two
+        acceptance sequences, the retest wait, the break-ins waiting for ``accept_inside_k``, the
+        open position with its time stop, the cooldown."""
+        return {
+            "minutes": self.minutes,
+            "up": self.up.to_state(),
+            "down": self.down.to_state(),
+            "retest": None if self.retest is None else self.retest.to_state(),
+            "pending": [p.state() for _, p in sorted(self.pending.items())],
+            "position": None if self.position is None else self.position.to_state(),
+            "cooldown": self.cooldown.state(),
+        }
+
+    @classmethod
+    def from_state(cls, config: AuctionConfig, tick: float, state: dict) -> SignalEngine:
+        engine = cls(config, tick)
+        engine.restore(state)
+        return engine
+
+    def restore(self, state: dict) -> None:
+        """Replace this engine's decision state by ``state`` (from :meth:`state`)."""
+        self.minutes = int(state["minutes"])
+        self.up = Sequence.from_state(LONG, self.config.acceptance.accept_outside_k, state["up"])
+        self.down = Sequence.from_state(SHORT, self.config.acceptance.accept_outside_k, state["down"])
+        self.retest = None if state["retest"] is None else _Retest(**state["retest"])
+        self.pending = {p["direction"]: _PendingBreakin.from_state(p) for p in state["pending"]}
+        self.position = None if state["position"] is None else _Position.from_state(state["position"])
+        self.cooldown = Cooldown.from_state(self.config.risk.cooldown_minutes, state["cooldown"])
 
     # -- reports from the strategy ---------------------------------------------------------------
 
@@ -312,7 +362,7 @@ class SignalEngine:
             "down": self.down.state(),
             "retest": None if self.retest is None else {"direction": self.retest.direction, "locked": self.retest.locked, "extreme": self.retest.extreme},
             "breakin_pending": [p.state() for _, p in sorted(self.pending.items())],
-            "state": self.state,
+            "state": self.phase,
         }
         snapshot = m.snapshot()
         c = decision.candidate
