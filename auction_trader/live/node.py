@@ -57,6 +57,8 @@ from auction_trader.backtest.funding import next_funding_after
 from auction_trader.config import AuctionConfig
 from auction_trader.instrument import BTCUSDT as SPEC
 from auction_trader.live.control import ControlState
+from auction_trader.live.reconcile import PlannedOrder
+from auction_trader.live.store import TERMINAL_ORDER_STATUSES
 from auction_trader.live.recorder import TickRecorder, read_gaps
 from auction_trader.live.sequencer import MINUTE_NS, MinuteSequencer
 from auction_trader.live.warmup import Coverage, load_warmup
@@ -214,6 +216,8 @@ class LiveNode:
         self._recon_future = None
         self._recon_started = False  # the first comparison (after Nautilus's own reconciliation) needs no confirmation
         self._plan_changed_ms = 0
+        self._our_orders: set[str] = set()
+        self._claimed: dict = {}  # client order id -> PlannedOrder
         self.hooks = NodeHooks(self, sequenced=self.mode == "live")
         self.strategy_factory = strategy_factory or _auction_strategy
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="live-rest")
@@ -269,6 +273,12 @@ class LiveNode:
         self.gate = ControlState.initial(self.mode, require_manual_activation=startup.require_manual_activation, warmup_needed=self.warmup_needed, saved=saved)
         self.control = Controller(self.gate, self.alerts, on_change=self._control_changed, describe=self._describe)
         self.poller = ControlPoller(self.store, self._handle_control)
+        # Orders we placed (any run) and those we last knew open: the plan's claims at the venue.
+        self._our_orders = {r["client_order_id"] for r in self.store.rows("orders")}
+        self._claimed = {
+            r["client_order_id"]: PlannedOrder(r["client_order_id"], r["purpose"] or "", r["side"], r["order_type"], float(r["qty"]), r["price"], r["trigger_price"])
+            for r in self.store._reader.open_orders()
+        }
         if self.gate.halted:
             self._say(f"HALTED (from the last run): {self.gate.halt_reason}; no new entries until `run_live.py resolve`")
         elif saved and self.gate.active:
@@ -683,33 +693,42 @@ class LiveNode:
         order = self.node.kernel.cache.order(event.client_order_id) if self.node is not None else None
         if order is None:
             return
+        cid = order.client_order_id.value
         self._plan_changed_ms = time.time_ns() // 1_000_000
-        if self.strategy is None or order.strategy_id != self.strategy.id:
-            # Not our strategy's: an order Nautilus's reconciliation adopted from the venue (placed
-            # by hand, or by another program). Not ours to store; a fill of one is a manual trade.
-            if type(event).__name__ == "OrderFilled" and not self.gate.halted:
+        ours = (self.strategy is not None and order.strategy_id == self.strategy.id) or cid in self._our_orders
+        if not ours:
+            # Neither placed by our strategy nor in our store: an order Nautilus adopted from the
+            # venue (placed by hand, or by another program). Not ours to store; a fill of one after
+            # the start (Nautilus's own start-up reconciliation replays the past) is a manual trade.
+            if type(event).__name__ == "OrderFilled" and self._recon_started and not self.gate.halted:
                 from auction_trader.live.reconcile import act  # noqa: PLC0415
 
-                act(self.reconciler.on_fill(order.client_order_id.value, ()), self.control, self.alerts, self._plan_changed_ms)
+                act(self.reconciler.on_fill(cid, self._our_orders), self.control, self.alerts, self._plan_changed_ms)
             return
+        self._our_orders.add(cid)
         tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
-        venue_id = order.venue_order_id.value if order.venue_order_id is not None else None
-        self.store.record(
-            "orders",
-            {
-                "client_order_id": order.client_order_id.value,
-                "trade_id": tags.get("signal_ts_min"),
-                "purpose": tags.get("purpose"),
-                "side": order.side.name,
-                "order_type": order.order_type.name,
-                "qty": float(order.quantity),
-                "price": float(order.price) if order.has_price else None,
-                "trigger_price": float(order.trigger_price) if order.has_trigger_price else None,
-                "status": order.status.name,
-                "venue_order_id": venue_id,
-                "ts_ms_updated": event.ts_event // 1_000_000,
-            },
-        )
+        price = float(order.price) if order.has_price else None
+        trigger = float(order.trigger_price) if order.has_trigger_price else None
+        if order.status.name.upper() in TERMINAL_ORDER_STATUSES:
+            self._claimed.pop(cid, None)
+        else:
+            known = self._claimed.get(cid)
+            purpose = tags.get("purpose") or (known.purpose if known else "")
+            self._claimed[cid] = PlannedOrder(cid, purpose, order.side.name, order.order_type.name, float(order.leaves_qty), price, trigger)
+        row = {
+            "client_order_id": cid,
+            "side": order.side.name,
+            "order_type": order.order_type.name,
+            "qty": float(order.quantity),
+            "price": price,
+            "trigger_price": trigger,
+            "status": order.status.name,
+            "venue_order_id": order.venue_order_id.value if order.venue_order_id is not None else None,
+            "ts_ms_updated": event.ts_event // 1_000_000,
+        }
+        if tags:  # Bybit drops tags: an order of ours adopted after a restart keeps its stored trade and purpose
+            row.update(trade_id=tags.get("signal_ts_min"), purpose=tags.get("purpose"))
+        self.store.record("orders", row)
 
     # -- reconciliation (live) -----------------------------------------------------------------------
 
@@ -756,21 +775,17 @@ class LiveNode:
             self._say(f"RECONCILIATION: protection missing on the venue: {', '.join(o.purpose for o in place)}")
 
     def _plan(self):
-        """What our strategy holds: its open trade and its own open orders (Nautilus's cache, our
-        strategy id only; orders adopted from the venue are not the plan's)."""
-        from auction_trader.live.reconcile import Plan, PlannedOrder  # noqa: PLC0415
+        """What we hold: the strategy's open trade, and the orders we placed and last knew open (our
+        store's record, kept current by the order events; Nautilus's cache is not the plan - after a
+        restart it has adopted the venue's orders as external ones)."""
+        from auction_trader.live.reconcile import Plan  # noqa: PLC0415
 
-        cache = self.node.kernel.cache
-        orders = []
-        for o in cache.orders_open(instrument_id=self.instrument_id, strategy_id=self.strategy.id):
-            tags = dict(t.split("=", 1) for t in (o.tags or []) if "=" in t)
-            orders.append(PlannedOrder(o.client_order_id.value, tags.get("purpose", ""), o.side.name, o.order_type.name, float(o.leaves_qty),
-                                       float(o.price) if o.has_price else None, float(o.trigger_price) if o.has_trigger_price else None))
+        orders = tuple(self._claimed.values())
         t = getattr(self.strategy, "trade", None)
         if t is None or getattr(t, "opened_ns", None) is None or getattr(t, "closed_ns", None) is not None or not t.open_steps:
-            return Plan(None, 0.0, orders=tuple(orders), updated_ms=self._plan_changed_ms)
+            return Plan(None, 0.0, orders=orders, updated_ms=self._plan_changed_ms)
         step = float(self.strategy.instrument.size_increment)
-        return Plan("LONG" if t.candidate.direction > 0 else "SHORT", t.open_steps * step, orders=tuple(orders), updated_ms=self._plan_changed_ms)
+        return Plan("LONG" if t.candidate.direction > 0 else "SHORT", t.open_steps * step, orders=orders, updated_ms=self._plan_changed_ms)
 
     # -- control ----------------------------------------------------------------------------------
 
