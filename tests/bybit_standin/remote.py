@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -102,14 +103,16 @@ class RemoteStandIn:
 @contextmanager
 def launch(seed: int = 7, extra: list[str] | None = None, timeout: float = 60.0) -> Iterator[RemoteStandIn]:
     """Run ``python -m tests.bybit_standin`` in a subprocess for the ``with`` block."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.bybit_standin", "--seed", str(seed), "--port", "0", *(extra or [])], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty server can never block on it
+    proc = subprocess.Popen([sys.executable, "-m", "tests.bybit_standin", "--seed", str(seed), "--port", "0", *(extra or [])], cwd=ROOT, stdout=subprocess.PIPE, stderr=errors, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         deadline = time.monotonic() + timeout
         line = ""
         while not line and time.monotonic() < deadline and proc.poll() is None:
             line = proc.stdout.readline().strip()
         if not line:
-            raise RuntimeError(f"stand-in did not start: {proc.stderr.read() if proc.poll() is not None else 'no URL line in time'}")
+            errors.seek(0)
+            raise RuntimeError(f"stand-in did not start: {errors.read()[-2000:] if proc.poll() is not None else 'no URL line in time'}")
         yield RemoteStandIn(json.loads(line)["rest_url"])
     finally:
         if proc.poll() is None:
@@ -119,3 +122,5 @@ def launch(seed: int = 7, extra: list[str] | None = None, timeout: float = 60.0)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        proc.stdout.close()
+        errors.close()

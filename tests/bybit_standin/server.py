@@ -107,9 +107,11 @@ class StandIn:
         self.faults = Faults()
         self.requests: list[tuple[str, str]] = []  # (method, path or ws op), in arrival order
         self.unhandled: list[str] = []
+        self.auth_log: deque[dict] = deque(maxlen=1000)  # every socket auth: kind, conn_id, retCode, retMsg
         self.order_log: deque[dict] = deque(maxlen=1000)  # every order request: via, action, args, answer
         self.connections: dict[str, list[_Conn]] = {k: [] for k in KINDS}
         self.connects: dict[str, int] = {k: 0 for k in KINDS}
+        self.connect_times: dict[str, list[int]] = {k: [] for k in KINDS}  # wall ms of every connection
         self.ticks_sent = {"quotes": 0, "trades": 0}
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -361,6 +363,8 @@ class StandIn:
     def stats(self) -> dict:
         return self.call(lambda: {
             "connects": dict(self.connects),
+            "connect_times": {k: list(v) for k, v in self.connect_times.items()},
+            "auths": list(self.auth_log),
             "open": {k: len(v) for k, v in self.connections.items()},
             "ticks_sent": dict(self.ticks_sent),
             "requests": len(self.requests),
@@ -584,6 +588,7 @@ class StandIn:
             c.sender = asyncio.get_running_loop().create_task(self._private_sender(c))
         self.connections[kind].append(c)
         self.connects[kind] += 1
+        self.connect_times[kind].append(now_ms())
         self.requests.append(("WS", f"connect {kind}"))
         if self.faults.drops[kind] > 0:
             self.faults.drops[kind] -= 1
@@ -682,8 +687,9 @@ class StandIn:
             return
         if op == "auth":
             code, msg = self._check_ws_auth(req.get("args") or [])
-            c.authed = code == 0
-            await self._safe_send(c, json.dumps({"success": c.authed, "ret_msg": msg, "op": "auth", "conn_id": c.conn_id, **({} if c.authed else {"retCode": code, "retMsg": msg})}))
+            c.authed = c.authed or code == 0  # a failed repeat does not undo an earlier success
+            self.auth_log.append({"kind": "private", "conn_id": c.conn_id, "retCode": code, "retMsg": msg})
+            await self._safe_send(c, json.dumps({"success": code == 0, "ret_msg": msg, "op": "auth", "conn_id": c.conn_id, **({} if code == 0 else {"retCode": code, "retMsg": msg})}))
             return
         if op in ("subscribe", "unsubscribe"):
             if not c.authed:
@@ -712,8 +718,9 @@ class StandIn:
             return
         if op == "auth":
             code, msg = self._check_ws_auth(req.get("args") or [])
-            c.authed = code == 0
-            await self._safe_send(c, json.dumps({"retCode": code, "retMsg": "OK" if c.authed else msg, "op": "auth", "connId": c.conn_id}))
+            c.authed = c.authed or code == 0
+            self.auth_log.append({"kind": "trade", "conn_id": c.conn_id, "retCode": code, "retMsg": msg})
+            await self._safe_send(c, json.dumps({"retCode": code, "retMsg": "OK" if code == 0 else msg, "op": "auth", "connId": c.conn_id}))
             return
         base = {"reqId": req_id, "op": op, "connId": c.conn_id}
         if not c.authed:
