@@ -499,6 +499,7 @@ def test_cli_and_remote_controls():
         assert remote.position()["side"] == "Sell" and remote.orders_received() == 2
         with pytest.raises(RuntimeError, match="kind must be one of"):
             remote.drop("everything")
+    assert remote.returncode == 0  # SIGTERM stops it cleanly
 
 
 # -- pybit (the project's REST look-ups) ------------------------------------------------------------

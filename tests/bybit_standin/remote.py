@@ -27,6 +27,7 @@ class RemoteStandIn:
 
     def __init__(self, rest_url: str, timeout: float = 10.0) -> None:
         self.rest_url = rest_url.rstrip("/")
+        self.returncode: int | None = None  # set by launch() once the process has exited
         self.timeout = timeout
         info = self._call("urls")
         self.public_ws_url, self.private_ws_url, self.trade_ws_url = info["public_ws_url"], info["private_ws_url"], info["trade_ws_url"]
@@ -105,6 +106,7 @@ def launch(seed: int = 7, extra: list[str] | None = None, timeout: float = 60.0)
     """Run ``python -m tests.bybit_standin`` in a subprocess for the ``with`` block."""
     errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty server can never block on it
     proc = subprocess.Popen([sys.executable, "-m", "tests.bybit_standin", "--seed", str(seed), "--port", "0", *(extra or [])], cwd=ROOT, stdout=subprocess.PIPE, stderr=errors, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    remote: RemoteStandIn | None = None
     try:
         deadline = time.monotonic() + timeout
         line = ""
@@ -113,7 +115,8 @@ def launch(seed: int = 7, extra: list[str] | None = None, timeout: float = 60.0)
         if not line:
             errors.seek(0)
             raise RuntimeError(f"stand-in did not start: {errors.read()[-2000:] if proc.poll() is not None else 'no URL line in time'}")
-        yield RemoteStandIn(json.loads(line)["rest_url"])
+        remote = RemoteStandIn(json.loads(line)["rest_url"])
+        yield remote
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -124,3 +127,5 @@ def launch(seed: int = 7, extra: list[str] | None = None, timeout: float = 60.0)
                 proc.wait(5)
         proc.stdout.close()
         errors.close()
+    if remote is not None:
+        remote.returncode = proc.returncode  # 0: it stopped cleanly on SIGTERM

@@ -122,6 +122,7 @@ class StandIn:
         self._recent_trades: deque[Trade] = deque(maxlen=1000)
         self._last_quote: Quote | None = None
         self._book_u = 0
+        self._cycle = 0  # how many times the span has been replayed (keeps trade ids unique)
         self._t0_ms = 0
         self._ticker_sent_ms = 0
         self._error: BaseException | None = None
@@ -411,6 +412,7 @@ class StandIn:
             event = await loop.run_in_executor(None, next, events, None)
             if event is None:  # the span is over: play it again from now
                 events = None
+                self._cycle += 1
                 continue
             if first:  # the span starts now, whatever its generation took
                 t0 = self._t0_ms = now_ms() - event.dt_ns // 1_000_000
@@ -461,10 +463,14 @@ class StandIn:
         for t in trades:
             tick = "PlusTick" if t.price > prev else ("MinusTick" if t.price < prev else "ZeroPlusTick")
             prev = t.price
-            data.append({"T": self._wall(t.dt_ns), "s": SYMBOL, "S": t.side, "v": qty_text(t.size), "p": price_text(t.price), "L": tick, "i": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.seed}-{t.trade_id}")), "BT": False, "RPI": False})
+            data.append({"T": self._wall(t.dt_ns), "s": SYMBOL, "S": t.side, "v": qty_text(t.size), "p": price_text(t.price), "L": tick, "i": self._trade_uuid(t), "BT": False, "RPI": False})
         frame = {"topic": f"publicTrade.{SYMBOL}", "type": "snapshot", "ts": ts, "data": data}
         if self._broadcast_public(frame["topic"], frame):
             self.ticks_sent["trades"] += len(trades)
+
+    def _trade_uuid(self, t: Trade) -> str:
+        """Bybit's trade ids are UUIDs; ours are fixed by seed, replay cycle and generator id."""
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.seed}-{self._cycle}-{t.trade_id}"))
 
     def _ticker_data(self) -> dict:
         ex = self.exchange
@@ -881,7 +887,7 @@ class StandIn:
     def _recent_trades(self, q, b):
         limit = min(int(q.get("limit") or 500), 1000)
         rows = [
-            {"execId": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.seed}-{t.trade_id}")), "symbol": SYMBOL, "price": price_text(t.price), "size": qty_text(t.size), "side": t.side, "time": str(self._wall(t.dt_ns)), "isBlockTrade": False, "isRPITrade": False}
+            {"execId": self._trade_uuid(t), "symbol": SYMBOL, "price": price_text(t.price), "size": qty_text(t.size), "side": t.side, "time": str(self._wall(t.dt_ns)), "isBlockTrade": False, "isRPITrade": False}
             for t in list(self._recent_trades)[-limit:][::-1]
         ]
         return _ok({"category": "linear", "list": rows})
