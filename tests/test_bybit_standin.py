@@ -216,6 +216,22 @@ def test_a_triggered_stop_limit_rests_then_fills_on_the_book(quiet):
     assert (f["order_link_id"], f["price"], f["is_maker"]) == ("sl", "50050.0", True)
 
 
+def test_partial_fills_control_fills_resting_orders_in_parts(quiet):
+    quiet.partial_fills("0.004")
+    oid = order(quiet, side="Buy", orderType="Limit", qty="0.010", price="49990.0", timeInForce="GTC")["result"]["orderId"]
+    quiet.push_quote("49989.9", "49990.0")  # reaches it: 0.004
+    quiet.push_trade("49989.9", "0.050", "Sell")  # prints through it: 0.004
+    (o,) = quiet.open_orders()
+    assert (o["orderStatus"], o["cumExecQty"], o["leavesQty"]) == ("PartiallyFilled", "0.008", "0.002")
+    quiet.push_quote("49989.8", "49989.9")
+    assert [f["qty"] for f in quiet.fills()] == ["0.004", "0.004", "0.002"] and quiet.open_orders() == []
+    assert {o["orderId"]: o["orderStatus"] for o in quiet.orders()} == {oid: "Filled"}
+    quiet.partial_fills(None)
+    order(quiet, side="Sell", orderType="Limit", qty="0.010", price="49995.0", timeInForce="GTC")
+    quiet.push_trade("49995.1", "0.5", "Buy")
+    assert quiet.fills()[-1]["qty"] == "0.010" and quiet.position()["size"] == "0.000"
+
+
 def test_post_only_limit_that_would_cross_is_cancelled(quiet):
     r = order(quiet, side="Buy", orderType="Limit", qty="0.010", price="50000.1", timeInForce="PostOnly")
     assert r["retCode"] == 0
@@ -715,9 +731,21 @@ def test_trading_node_stop_take_profit_amend_cancel_and_a_rate_limit(quiet):
         quiet.fail_next(1, 110007)
         poor = n.submit(lambda f, i: f.market(i, OrderSide.BUY, _qty("0.010")))
         n.wait_event(poor, "OrderRejected")
+
+        quiet.partial_fills("0.004")  # a resting entry filled in three parts
+        parts = n.submit(lambda f, i: f.limit(i, OrderSide.BUY, _qty("0.010"), _px("49700.00"), time_in_force=TimeInForce.GTC))
+        n.wait_event(parts, "OrderAccepted")
+        for bid, ask in (("49699.9", "49700.0"), ("49699.8", "49699.9"), ("49699.7", "49699.8")):
+            quiet.push_quote(bid, ask)
+        wait_until(lambda: n.events(parts).count("OrderFilled") == 3, 10, "three partial fills")
+        assert [str(e.last_qty) for e in n.driver.events if e.client_order_id == parts and type(e).__name__ == "OrderFilled"] == ["0.004", "0.004", "0.002"]
+        assert n.do(lambda d: (d.cache.order(parts).status_string(), str(d.cache.order(parts).filled_qty))) == ("FILLED", "0.010")
+        quiet.partial_fills(None)
+        flat = n.submit(lambda f, i: f.market(i, OrderSide.SELL, _qty("0.010"), reduce_only=True))
+        n.wait_event(flat, "OrderFilled")
         stop_events = n.events(stop)
     assert stop_events[:3] == ["OrderInitialized", "OrderSubmitted", "OrderAccepted"]
-    assert [r["action"] for r in quiet.order_requests()] == ["create", "create", "create", "amend", "amend", "create", "cancel", "create", "create"]
+    assert [r["action"] for r in quiet.order_requests()] == ["create", "create", "create", "amend", "amend", "create", "cancel", "create", "create", "create", "create"]
     assert all(r["via"] == "ws" for r in quiet.order_requests())
     assert quiet.open_orders() == []
 

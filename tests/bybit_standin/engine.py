@@ -273,6 +273,7 @@ class Exchange:
         self.bid_size = self.ask_size = ZERO
         self.last: Decimal | None = None
         self.orders_received = 0
+        self.maker_fill_cap: Decimal | None = None  # at most this much per maker fill (partial fills)
         self._seq = itertools.count(1)
 
     # -- market -------------------------------------------------------------------------------
@@ -629,6 +630,8 @@ class Exchange:
                 self._cancel(o, "CancelByReduceOnly")
                 return
             qty = min(qty, abs(acc.size))
+        if maker and self.maker_fill_cap is not None:
+            qty = min(qty, self.maker_fill_cap)  # one fill per market event: the rest waits for the next
         if qty <= 0:
             return
         rate = self.maker_fee if maker else self.taker_fee
@@ -667,7 +670,7 @@ class Exchange:
         self.on_event("execution", fill.as_bybit(private_stream=True))
         self._emit_position()
         self._emit_wallet()
-        if o.reduce_only and o.status == "PartiallyFilled" and acc.size == 0:
+        if o.reduce_only and o.status == "PartiallyFilled" and acc.size == 0 and not maker:
             self._cancel(o, "CancelByReduceOnly")  # capped at the position: the rest is cancelled
         elif o.order_type == "Market" and o.status == "PartiallyFilled":
             self._cancel(o, "CancelByUser")  # IOC remainder

@@ -59,6 +59,9 @@ class RemoteStandIn:
     def push_trade(self, price: str, size: str = "0.001", side: str = "Buy") -> None:
         self._call("push_trade", price=str(price), size=str(size), side=side)
 
+    def partial_fills(self, max_qty: str | None) -> None:
+        self._call("partial_fills", max_qty=None if max_qty is None else str(max_qty))
+
     def set_position(self, size: str | float, avg_price: str | float | None = None) -> dict:
         return self._call("set_position", size=str(size), avg_price=None if avg_price is None else str(avg_price))
 

@@ -285,6 +285,15 @@ class StandIn:
 
         self.call(arm)
 
+    def partial_fills(self, max_qty: str | None) -> None:
+        """Fill resting (maker) orders at most ``max_qty`` BTC per market event - per book update
+        or public trade that reaches them - so an order fills in parts; ``None`` restores fills in
+        full. Taker fills (market orders, crossing limits, triggered stops) stay whole."""
+        cap = None if max_qty is None else Decimal(str(max_qty))
+        if cap is not None and (cap <= 0 or cap % Decimal("0.001")):
+            raise ValueError(f"partial_fills: max_qty must be a positive multiple of 0.001, got {max_qty}")
+        self.call(lambda: setattr(self.exchange, "maker_fill_cap", cap))
+
     def set_position(self, size: str | float, avg_price: str | float | None = None) -> dict:
         """Seed or change the position behind the client's back (signed size in BTC)."""
         return self.call(lambda: (self.exchange.set_position(Decimal(str(size)), None if avg_price is None else Decimal(str(avg_price))), self.exchange.position_bybit())[1])
@@ -385,7 +394,7 @@ class StandIn:
     async def _control(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         args = await request.json() if request.can_read_body else {}
-        allowed = {"drop", "freeze", "fail_next", "delay_acks", "set_position", "seed_order", "settle_funding", "push_quote", "push_trade", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "order_requests", "urls"}
+        allowed = {"drop", "freeze", "fail_next", "delay_acks", "partial_fills", "set_position", "seed_order", "settle_funding", "push_quote", "push_trade", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "order_requests", "urls"}
         if name not in allowed:
             return web.json_response({"error": f"unknown control {name!r}; one of {sorted(allowed)}"}, status=404)
         # Controls run in a worker thread: they call back into this loop through ``call``.
