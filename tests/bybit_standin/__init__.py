@@ -103,7 +103,9 @@ Controls (``StandIn`` methods; the same names under ``/__control/<name>`` and on
 ``drop(kind, times=1, after_ms=300)`` (kind public/private/trade; with ``times`` > 1 each
 reconnection is dropped again ``after_ms`` later), ``freeze(frozen=True)`` (no market data sent;
 the market and the matching engine keep going), ``fail_next(n, code=10006|110007|10016,
-scope="orders"|"all")``, ``delay_acks(ms, frames_first=False)``, ``set_position(size,
+scope="orders"|"all")``, ``delay_acks(ms, frames_first=False)``, ``partial_fills(max_qty)``
+(resting orders fill at most ``max_qty`` per book update or trade that reaches them; ``None``:
+whole), ``set_position(size,
 avg_price)`` (alias ``seed_position``; signed BTC, pushed on the private ``position`` topic),
 ``seed_order(**bybit_args)``, ``push_quote(bid, ask, bid_size, ask_size)`` and
 ``push_trade(price, size, side)`` (deterministic prices; run with ``feed=False``/``--no-feed``),

@@ -4,8 +4,9 @@ Good enough to exercise a trading node, not a model of Bybit's matching engine:
 
 * **market** orders fill in full at the touch (buy at the ask, sell at the bid), as taker;
 * **limit** orders that cross on arrival fill at the touch as taker (``PostOnly`` ones are
-  cancelled instead, as Bybit does); resting ones fill in full at their own price, as maker, when
-  the opposite touch reaches them or a public trade prints through them (strictly beyond);
+  cancelled instead, as Bybit does); resting ones fill at their own price, as maker, when the
+  opposite touch reaches them or a public trade prints through them (strictly beyond) - in full,
+  or at most ``maker_fill_cap`` per such event when partial fills are wanted;
 * **conditional** orders (``triggerPrice`` + ``triggerDirection`` 1 rise / 2 fall) wait
   ``Untriggered`` and trigger on the last traded price (Bybit's ``LastPrice``, the only trigger
   Nautilus's adapter sends for these), then act as a market or limit order;
