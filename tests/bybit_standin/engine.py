@@ -109,9 +109,7 @@ class Order:
     def as_bybit(self, private_stream: bool = False) -> dict:
         """The order in the shape of REST ``/v5/order/realtime`` (and, with ``private_stream``,
         of the private ``order`` topic, which adds ``category``, ``feeCurrency``, ``createType``)."""
-        price = self.price
-        if price is None and self.order_type == "Market":
-            price = None
+        price = self.price  # None for market orders: printed "0" (Bybit prints a protection price)
         avg = self.avg_price
         d = {
             "orderId": self.order_id,
