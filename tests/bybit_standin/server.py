@@ -105,7 +105,7 @@ class StandIn:
         self.feed = feed
         self.exchange = Exchange(Decimal(str(balance)), Decimal(taker_fee), Decimal(maker_fee), on_event=self._on_engine_event)
         self.faults = Faults()
-        self.requests: list[tuple[str, str]] = []  # (method, path or ws op), in arrival order
+        self.requests: deque[tuple[str, str]] = deque(maxlen=20_000)  # (method, path or ws op), in arrival order
         self.unhandled: list[str] = []
         self.auth_log: deque[dict] = deque(maxlen=1000)  # every socket auth: kind, conn_id, retCode, retMsg
         self.order_log: deque[dict] = deque(maxlen=1000)  # every order request: via, action, args, answer
