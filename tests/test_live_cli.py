@@ -87,3 +87,25 @@ def test_recorder_writes_a_catalog_and_purges_past_the_retention(tmp_path):
     assert rec.purge(now + 3 * hour // 2) == 1  # 1.5 h later the 3.5 h old file goes, the newer one stays
     assert [(a, b) for a, b, _ in file_intervals(data_dir(tmp_path / "catalog", QuoteTick, iid))] == [(new, new + 1)]
     rec.close()
+
+
+def test_shadow_compare_sizes_the_decision_on_the_real_account():
+    import json as _json
+
+    from auction_trader.adapters.bybit.rest import AccountView
+    from auction_trader.config import AuctionConfig
+    from auction_trader.live.shadow import compare
+
+    config = AuctionConfig()  # risk 2 %, 10x
+    signal = {"ts_min": 1, "chosen_action": "ENTER_LONG", "feature_snapshot": _json.dumps({"entry": 50_000.0, "stop": 49_500.0, "qty": 0.4})}
+    flat = {"side": "FLAT", "qty": 0.0}
+    # 10,000 x 2 % / 500 = 0.4 BTC (specv2 §20.1): the same account agrees
+    assert compare(signal, flat, AccountView(10_000.0, 10_000.0, "FLAT", 0.0, None), config, 0.001) is None
+    # twice the margin: 0.8 BTC where paper sized 0.4
+    diff = compare(signal, flat, AccountView(20_000.0, 20_000.0, "FLAT", 0.0, None), config, 0.001)
+    assert diff == {"decision": {"ts_min": 1, "side": "LONG", "paper": {"action": "ENTER_LONG", "qty": 0.4}, "real": {"action": "ENTER_LONG", "qty": 0.8, "available": 20_000.0}}}
+    # no margin at all: the real account could not enter
+    assert compare(signal, flat, AccountView(0.0, 0.0, "FLAT", 0.0, None), config, 0.001)["decision"]["real"]["action"] == "HOLD"
+    # a position paper does not hold
+    held = compare(None, flat, AccountView(10_000.0, 9_000.0, "SHORT", 0.1, 50_000.0), config, 0.001)
+    assert held == {"position": {"paper": {"side": "FLAT", "qty": 0.0}, "real": {"side": "SHORT", "qty": 0.1}}}

@@ -772,7 +772,10 @@ class LiveNode:
             return
         cid = order.client_order_id.value
         self._plan_changed_ms = time.time_ns() // 1_000_000
-        ours = (self.strategy is not None and order.strategy_id == self.strategy.id) or cid in self._our_orders
+        # Ours: placed by our strategy in this run (they carry its tags - the strategy also claims
+        # the venue's other orders for the instrument, so its id alone proves nothing), or in the
+        # store from any run (Bybit drops tags: orders adopted after a restart have none).
+        ours = (self.strategy is not None and order.strategy_id == self.strategy.id and bool(order.tags)) or cid in self._our_orders
         if not ours:
             # Neither placed by our strategy nor in our store: an order Nautilus adopted from the
             # venue (placed by hand, or by another program). Not ours to store; a fill of one after

@@ -83,7 +83,16 @@ Quirks of Nautilus 1.231's Bybit clients (each measured here; tests in tests/tes
 * The stock data client passes ``base_url_http`` as the public socket's URL, so it cannot reach
   ``/v5/public/linear`` here; the tests swap in a ``BybitWebSocketClient.new_public(url=...)``.
 * Reconnects: after a dropped socket Nautilus reconnects, re-authenticates (private, trade) and
-  resubscribes on its own; nothing reaches Python (watch ``stats()["connects"]``).
+  resubscribes on its own; nothing reaches Python (watch ``stats()["connects"]``). Its backoff
+  grows with each drop in a row: 10 drops of one socket, each reconnection dropped 100 ms after it
+  opened, took 22-23 s, gaps 0.2, 0.8, 1.0, 1.4, 2.0, 2.8, 4.0, 5.0, 5.0 s (capped near 5 s);
+  the delay did not reset after a connection had stayed up 6 s (6 more drops 6 s apart: ~4.8 s
+  each). So 100 drops of one socket cost ~8 minutes of reconnecting: budget tests accordingly.
+  It queues one ``auth`` per reconnection (``expires`` = then + 5 s) and flushes the queue onto the
+  connection that survives, so that one receives several auths, the stale ones expired (10002).
+  The stand-in keeps a connection authenticated once any auth succeeded (a failed repeat does not
+  undo it); whether Bybit does the same is not documented - if it does not, a burst of drops
+  leaves Nautilus's trade socket unauthenticated and every order is rejected (10003).
 * The private ``order``/``execution`` frames of an order follow its ack by ``private_delay_ms``
   (20 ms, as observed on Bybit). ``delay_acks(ms, frames_first=True)`` sends them before a delayed
   ack; with 1.231 and a 200 ms delay Nautilus still emitted ``OrderAccepted`` and the fill in
@@ -96,15 +105,17 @@ Controls (``StandIn`` methods; the same names under ``/__control/<name>`` and on
 ``drop(kind, times=1, after_ms=300)`` (kind public/private/trade; with ``times`` > 1 each
 reconnection is dropped again ``after_ms`` later), ``freeze(frozen=True)`` (no market data sent;
 the market and the matching engine keep going), ``fail_next(n, code=10006|110007|10016,
-scope="orders"|"all")``, ``delay_acks(ms, frames_first=False)``, ``set_position(size,
+scope="orders"|"all")``, ``delay_acks(ms, frames_first=False)``, ``partial_fills(max_qty)``
+(resting orders fill at most ``max_qty`` per book update or trade that reaches them; ``None``:
+whole), ``set_position(size,
 avg_price)`` (alias ``seed_position``; signed BTC, pushed on the private ``position`` topic),
 ``seed_order(**bybit_args)``, ``push_quote(bid, ask, bid_size, ask_size)`` and
 ``push_trade(price, size, side)`` (deterministic prices; run with ``feed=False``/``--no-feed``),
 ``settle_funding(rate=None)`` (funding also settles by itself at 00/08/16 UTC). Read-backs:
 ``orders()``, ``open_orders()``, ``fills()``, ``position()``, ``wallet()``, ``orders_received()``
 (client order requests, rejected ones included), ``order_requests()`` (each with its arguments and
-answer), ``request_log()``, ``book()``, ``stats()`` (connects per socket kind, ticks sent,
-unhandled paths).
+answer), ``request_log()``, ``book()``, ``stats()`` (connections per socket kind and when, every socket
+auth and its answer, ticks sent, unhandled paths).
 
 Limits: one symbol (BTCUSDT linear), one-way mode, no liquidation, no position TP/SL
 (``/v5/position/trading-stop`` answers 10001), ``tickers`` always as full snapshots, the book is

@@ -105,11 +105,13 @@ class StandIn:
         self.feed = feed
         self.exchange = Exchange(Decimal(str(balance)), Decimal(taker_fee), Decimal(maker_fee), on_event=self._on_engine_event)
         self.faults = Faults()
-        self.requests: list[tuple[str, str]] = []  # (method, path or ws op), in arrival order
+        self.requests: deque[tuple[str, str]] = deque(maxlen=20_000)  # (method, path or ws op), in arrival order
         self.unhandled: list[str] = []
+        self.auth_log: deque[dict] = deque(maxlen=1000)  # every socket auth: kind, conn_id, retCode, retMsg
         self.order_log: deque[dict] = deque(maxlen=1000)  # every order request: via, action, args, answer
         self.connections: dict[str, list[_Conn]] = {k: [] for k in KINDS}
         self.connects: dict[str, int] = {k: 0 for k in KINDS}
+        self.connect_times: dict[str, list[int]] = {k: [] for k in KINDS}  # wall ms of every connection
         self.ticks_sent = {"quotes": 0, "trades": 0}
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -120,6 +122,7 @@ class StandIn:
         self._recent_trades: deque[Trade] = deque(maxlen=1000)
         self._last_quote: Quote | None = None
         self._book_u = 0
+        self._cycle = 0  # how many times the span has been replayed (keeps trade ids unique)
         self._t0_ms = 0
         self._ticker_sent_ms = 0
         self._error: BaseException | None = None
@@ -282,6 +285,15 @@ class StandIn:
 
         self.call(arm)
 
+    def partial_fills(self, max_qty: str | None) -> None:
+        """Fill resting (maker) orders at most ``max_qty`` BTC per market event - per book update
+        or public trade that reaches them - so an order fills in parts; ``None`` restores fills in
+        full. Taker fills (market orders, crossing limits, triggered stops) stay whole."""
+        cap = None if max_qty is None else Decimal(str(max_qty))
+        if cap is not None and (cap <= 0 or cap % Decimal("0.001")):
+            raise ValueError(f"partial_fills: max_qty must be a positive multiple of 0.001, got {max_qty}")
+        self.call(lambda: setattr(self.exchange, "maker_fill_cap", cap))
+
     def set_position(self, size: str | float, avg_price: str | float | None = None) -> dict:
         """Seed or change the position behind the client's back (signed size in BTC)."""
         return self.call(lambda: (self.exchange.set_position(Decimal(str(size)), None if avg_price is None else Decimal(str(avg_price))), self.exchange.position_bybit())[1])
@@ -361,6 +373,8 @@ class StandIn:
     def stats(self) -> dict:
         return self.call(lambda: {
             "connects": dict(self.connects),
+            "connect_times": {k: list(v) for k, v in self.connect_times.items()},
+            "auths": list(self.auth_log),
             "open": {k: len(v) for k, v in self.connections.items()},
             "ticks_sent": dict(self.ticks_sent),
             "requests": len(self.requests),
@@ -380,7 +394,7 @@ class StandIn:
     async def _control(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         args = await request.json() if request.can_read_body else {}
-        allowed = {"drop", "freeze", "fail_next", "delay_acks", "set_position", "seed_order", "settle_funding", "push_quote", "push_trade", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "order_requests", "urls"}
+        allowed = {"drop", "freeze", "fail_next", "delay_acks", "partial_fills", "set_position", "seed_order", "settle_funding", "push_quote", "push_trade", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "order_requests", "urls"}
         if name not in allowed:
             return web.json_response({"error": f"unknown control {name!r}; one of {sorted(allowed)}"}, status=404)
         # Controls run in a worker thread: they call back into this loop through ``call``.
@@ -407,6 +421,7 @@ class StandIn:
             event = await loop.run_in_executor(None, next, events, None)
             if event is None:  # the span is over: play it again from now
                 events = None
+                self._cycle += 1
                 continue
             if first:  # the span starts now, whatever its generation took
                 t0 = self._t0_ms = now_ms() - event.dt_ns // 1_000_000
@@ -457,10 +472,14 @@ class StandIn:
         for t in trades:
             tick = "PlusTick" if t.price > prev else ("MinusTick" if t.price < prev else "ZeroPlusTick")
             prev = t.price
-            data.append({"T": self._wall(t.dt_ns), "s": SYMBOL, "S": t.side, "v": qty_text(t.size), "p": price_text(t.price), "L": tick, "i": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.seed}-{t.trade_id}")), "BT": False, "RPI": False})
+            data.append({"T": self._wall(t.dt_ns), "s": SYMBOL, "S": t.side, "v": qty_text(t.size), "p": price_text(t.price), "L": tick, "i": self._trade_uuid(t), "BT": False, "RPI": False})
         frame = {"topic": f"publicTrade.{SYMBOL}", "type": "snapshot", "ts": ts, "data": data}
         if self._broadcast_public(frame["topic"], frame):
             self.ticks_sent["trades"] += len(trades)
+
+    def _trade_uuid(self, t: Trade) -> str:
+        """Bybit's trade ids are UUIDs; ours are fixed by seed, replay cycle and generator id."""
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.seed}-{self._cycle}-{t.trade_id}"))
 
     def _ticker_data(self) -> dict:
         ex = self.exchange
@@ -584,6 +603,7 @@ class StandIn:
             c.sender = asyncio.get_running_loop().create_task(self._private_sender(c))
         self.connections[kind].append(c)
         self.connects[kind] += 1
+        self.connect_times[kind].append(now_ms())
         self.requests.append(("WS", f"connect {kind}"))
         if self.faults.drops[kind] > 0:
             self.faults.drops[kind] -= 1
@@ -682,8 +702,9 @@ class StandIn:
             return
         if op == "auth":
             code, msg = self._check_ws_auth(req.get("args") or [])
-            c.authed = code == 0
-            await self._safe_send(c, json.dumps({"success": c.authed, "ret_msg": msg, "op": "auth", "conn_id": c.conn_id, **({} if c.authed else {"retCode": code, "retMsg": msg})}))
+            c.authed = c.authed or code == 0  # a failed repeat does not undo an earlier success
+            self.auth_log.append({"kind": "private", "conn_id": c.conn_id, "retCode": code, "retMsg": msg})
+            await self._safe_send(c, json.dumps({"success": code == 0, "ret_msg": msg, "op": "auth", "conn_id": c.conn_id, **({} if code == 0 else {"retCode": code, "retMsg": msg})}))
             return
         if op in ("subscribe", "unsubscribe"):
             if not c.authed:
@@ -712,8 +733,9 @@ class StandIn:
             return
         if op == "auth":
             code, msg = self._check_ws_auth(req.get("args") or [])
-            c.authed = code == 0
-            await self._safe_send(c, json.dumps({"retCode": code, "retMsg": "OK" if c.authed else msg, "op": "auth", "connId": c.conn_id}))
+            c.authed = c.authed or code == 0
+            self.auth_log.append({"kind": "trade", "conn_id": c.conn_id, "retCode": code, "retMsg": msg})
+            await self._safe_send(c, json.dumps({"retCode": code, "retMsg": "OK" if code == 0 else msg, "op": "auth", "connId": c.conn_id}))
             return
         base = {"reqId": req_id, "op": op, "connId": c.conn_id}
         if not c.authed:
@@ -874,7 +896,7 @@ class StandIn:
     def _recent_trades(self, q, b):
         limit = min(int(q.get("limit") or 500), 1000)
         rows = [
-            {"execId": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.seed}-{t.trade_id}")), "symbol": SYMBOL, "price": price_text(t.price), "size": qty_text(t.size), "side": t.side, "time": str(self._wall(t.dt_ns)), "isBlockTrade": False, "isRPITrade": False}
+            {"execId": self._trade_uuid(t), "symbol": SYMBOL, "price": price_text(t.price), "size": qty_text(t.size), "side": t.side, "time": str(self._wall(t.dt_ns)), "isBlockTrade": False, "isRPITrade": False}
             for t in list(self._recent_trades)[-limit:][::-1]
         ]
         return _ok({"category": "linear", "list": rows})
