@@ -14,7 +14,8 @@
 
   async function boot() {
     try {
-      const [info, m, marks] = await Promise.all([AT.get(API("run")), AT.get(API("minutes")), AT.get(API("markers"))]);
+      const pre = window.AT_PRE || {};  // started by run.html before plotly.js loaded
+      const [info, m, marks] = await Promise.all(["run", "minutes", "markers"].map((w) => (pre[w] ? AT.read(pre[w]) : AT.get(API(w)))));
       S.info = info; S.m = m; S.marks = marks;
       header();
       summary();
@@ -23,9 +24,14 @@
       const wanted = Number(new URLSearchParams(location.search).get("t"));
       let idx = n - 1;
       if (wanted) idx = Math.max(0, m.ts_min.findIndex((t) => t >= wanted));
-      else if (info.kind === "backtest" && marks.fills.length) idx = Math.min(n - 1, indexOf(marks.fills[0].ts_ms) + 20);
+      else if (info.initial_minute !== null && info.initial_minute !== undefined) idx = indexOf(info.initial_minute);
+      if (info.kind === "live") $("follow").checked = true;
+      S.idx = Math.max(0, idx);
+      // What the eye lands on first (the price chart with its profile, the tiles), then the rest.
+      const first = pre.first ? await pre.first : null;
+      await select(idx, true, first && first.ts === m.ts_min[S.idx] ? first : null);
+      window.AT_FIRST_MS = performance.now();
       drawFlow(); drawEquity(); tradesTable();
-      await select(idx, true);
       connect();
       window.AT_READY = true;
       window.AT_LOAD_MS = performance.now();
@@ -73,19 +79,24 @@
   // -- selecting a minute ------------------------------------------------------------------------
 
   let pending = null;
-  async function select(idx, now = false) {
+  // ``pre``: the first minute's requests, already under way (run.html); the price chart is then
+  // drawn once, with its profile, rather than before and after it.
+  async function select(idx, now = false, pre = null) {
     const n = S.m.ts_min.length;
     S.idx = Math.max(0, Math.min(n - 1, idx));
     $("slider").value = S.idx;
     const ts = S.m.ts_min[S.idx];
     $("tlabel").textContent = AT.time(ts) + " UTC";
-    drawPrice(); cursor();
+    if (!(pre && pre.profile)) drawPrice();
+    cursor();
     clearTimeout(pending);
     const go = async () => {
-      const jobs = [AT.get(API("state", `?ts=${ts}`)).then((s) => { S.state = s; tiles(); })];
+      const jobs = [(pre ? AT.read(pre.state) : AT.get(API("state", `?ts=${ts}`))).then((s) => { S.state = s; tiles(); })];
       if (S.info.catalog_available) {
-        jobs.push(AT.get(API("profile", `?ts=${ts}`)).then((p) => { if (p.ts_min === S.m.ts_min[S.idx]) { S.profile = p; drawPrice(); } }));
-        jobs.push(loadFootprint());
+        jobs.push((pre && pre.profile ? AT.read(pre.profile) : AT.get(API("profile", `?ts=${ts}`)))
+          .then((p) => { if (p.ts_min === S.m.ts_min[S.idx]) { S.profile = p; drawPrice(); } })
+          .catch((e) => { if (pre) drawPrice(); throw e; }));
+        jobs.push(loadFootprint(pre && pre.footprint));
       }
       feeds();
       await Promise.all(jobs);
@@ -94,11 +105,12 @@
     pending = setTimeout(go, 90);
   }
 
-  function loadFootprint() {
+  function loadFootprint(pre = null) {
     const ts = S.m.ts_min[S.idx], n = Number($("fp-minutes").value);
     const start = Math.max(S.m.ts_min[0], ts - (n - 1) * MIN);
     const rows = Number($("fp-rows").value);
-    return AT.get(API("footprint", `?start=${start}&end=${ts}&side=${S.fpSide}&rows=${rows}`)).then((fp) => { S.fp = fp; drawFootprint(); })
+    const asked = pre && n === 15 && rows === 24 && S.fpSide === "inferred" ? AT.read(pre) : AT.get(API("footprint", `?start=${start}&end=${ts}&side=${S.fpSide}&rows=${rows}`));
+    return asked.then((fp) => { S.fp = fp; drawFootprint(); })
       .catch((e) => AT.fail($("footprint"), e));
   }
 
@@ -193,12 +205,16 @@
     Plotly.react("price", traces, layout, AT.config);
   }
 
+  // The selected minute on the order-flow and equity charts: a dotted line and the 240 minutes before.
+  const cursorShape = () => { const ts = S.m.ts_min[S.idx] + MIN / 2; return { name: "cursor", type: "line", xref: "x", yref: "paper", x0: ts, x1: ts, y0: 0, y1: 1, line: { color: "#e6edf3", width: 1, dash: "dot" } }; };
+  const cursorRange = () => [S.m.ts_min[Math.max(0, S.idx - 239)], S.m.ts_min[Math.min(S.m.ts_min.length - 1, S.idx + 30)] + MIN];
+
   function cursor() {
-    const ts = S.m.ts_min[S.idx] + MIN / 2;
+    const c = cursorShape();
     for (const id of ["flow", "equity"]) {
       const el = $(id); if (!el.layout) continue;
-      const lo = S.m.ts_min[Math.max(0, S.idx - 239)], hi = S.m.ts_min[Math.min(S.m.ts_min.length - 1, S.idx + 30)] + MIN;
-      Plotly.relayout(el, { shapes: [...(el.layout.shapes || []).filter((s) => s.name !== "cursor"), { name: "cursor", type: "line", xref: "x", yref: "paper", x0: ts, x1: ts, y0: 0, y1: 1, line: { color: "#e6edf3", width: 1, dash: "dot" } }], "xaxis.range": [lo, hi] });
+      if ((el.layout.shapes || []).some((s) => s.name === "cursor" && s.x0 === c.x0)) continue;  // drawn there already
+      Plotly.relayout(el, { shapes: [...(el.layout.shapes || []).filter((s) => s.name !== "cursor"), c], "xaxis.range": cursorRange() });
     }
   }
 
@@ -217,11 +233,11 @@
     const shapes = [
       hl(c.of_entry_min_norm ?? 0.1, "y2", COLORS.dim, "dot"), hl(-(c.of_entry_min_norm ?? 0.1), "y2", COLORS.dim, "dot"),
       hl(c.qimb_entry_min ?? 0.1, "y3", COLORS.dim, "dot"), hl(-(c.qimb_entry_min ?? 0.1), "y3", COLORS.dim, "dot"),
-      hl(th.ambiguous.amber, "y4", COLORS.amber), hl(th.ambiguous.red, "y4", COLORS.red),
+      hl(th.ambiguous.amber, "y4", COLORS.amber), hl(th.ambiguous.red, "y4", COLORS.red), cursorShape(),
     ];
     const lbl = (t, y) => ({ text: t, xref: "paper", yref: "paper", x: 0.002, y, xanchor: "left", yanchor: "top", showarrow: false, font: { size: 10, color: COLORS.dim } });
     Plotly.react("flow", traces, AT.layout({
-      xaxis: AT.axis({ type: "date", anchor: "y4" }), bargap: 0.1,
+      xaxis: AT.axis({ type: "date", anchor: "y4", range: cursorRange() }), bargap: 0.1,
       yaxis: AT.axis({ domain: [0.77, 1] }), yaxis2: AT.axis({ domain: [0.52, 0.74] }), yaxis3: AT.axis({ domain: [0.27, 0.49], range: [-1.05, 1.05] }),
       yaxis4: AT.axis({ domain: [0, 0.23], tickformat: ".0%", rangemode: "tozero" }), shapes,
       annotations: [lbl("OF_1m (BTC)", 1), lbl("OF_norm", 0.74), lbl("qimb close / EMA", 0.49), lbl("ambiguous fraction", 0.23)],
@@ -266,7 +282,7 @@
       { type: "scatter", mode: "lines", x, y: m.day_pnl, yaxis: "y2", name: "today's P&L", line: { color: COLORS.green, width: 1.2, shape: "hv" }, hovertemplate: "today %{y:,.2f}<extra></extra>" },
       { type: "scatter", mode: "lines", x, y: m.day_floor, yaxis: "y2", name: "kill switch", line: { color: COLORS.red, width: 1, dash: "dash", shape: "hv" }, hovertemplate: "kill switch at %{y:,.2f}<extra></extra>" },
       { type: "scatter", mode: "markers", x: x.filter((_, i) => m.kill[i]), y: m.day_pnl.filter((_, i) => m.kill[i]), yaxis: "y2", name: "kill switch active", marker: { color: COLORS.red, size: 4 }, hovertemplate: "kill switch ACTIVE<extra></extra>" },
-    ], AT.layout({ xaxis: AT.axis({ type: "date", anchor: "y2" }), yaxis: AT.axis({ domain: [0.42, 1], tickformat: ",.0f" }), yaxis2: AT.axis({ domain: [0, 0.36], tickformat: ",.0f" }) }), AT.config);
+    ], AT.layout({ shapes: [cursorShape()], xaxis: AT.axis({ type: "date", anchor: "y2", range: cursorRange() }), yaxis: AT.axis({ domain: [0.42, 1], tickformat: ",.0f" }), yaxis2: AT.axis({ domain: [0, 0.36], tickformat: ",.0f" }) }), AT.config);
   }
 
   // -- feeds and tables -------------------------------------------------------------------------------------
@@ -290,7 +306,8 @@
   // -- live push -------------------------------------------------------------------------------------------
 
   function connect() {
-    AT.get(API("alerts")).then((a) => { S.alertsLoaded = a; feeds(); }).catch(() => {});
+    const pre = window.AT_PRE || {};
+    (pre.alerts ? AT.read(pre.alerts) : AT.get(API("alerts"))).then((a) => { S.alertsLoaded = a; feeds(); }).catch(() => {});
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/run/${AT.enc(KEY)}`);
     ws.onmessage = async (ev) => {
       const msg = JSON.parse(ev.data);
