@@ -30,10 +30,13 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hmac
+import ipaddress
 import math
 import sqlite3
 import threading
+import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -74,9 +77,13 @@ def _json(obj: Any) -> JSONResponse:
     return JSONResponse(_clean(obj))
 
 
-def create_app(runs: Path, settings: DashboardSettings | None = None, token: str | None = None) -> FastAPI:
-    """The app over the runs folder ``runs``; ``token`` set: every request must carry it."""
+def create_app(runs: Path | None, settings: DashboardSettings | None = None, token: str | None = None, live: Any = None) -> FastAPI:
+    """The app over the runs folder ``runs`` and/or a live node (``live``: a
+    :class:`~auction_trader.dashboard.live.LiveSource`, served at ``/run/live``); ``token`` set:
+    every request must carry it."""
     library = Library(runs, settings)
+    if live is not None:
+        library.live[live.key] = live
     warm_imports()
     from auction_trader.dashboard.grids import Jobs  # noqa: PLC0415
 
@@ -198,7 +205,7 @@ def create_app(runs: Path, settings: DashboardSettings | None = None, token: str
         try:
             return _json({"accepted": True, **source.control(command)})
         except ControlRefused as exc:
-            return JSONResponse({"accepted": False, "reason": str(exc)}, status_code=409)
+            return JSONResponse({"accepted": False, "command": command, "reason": str(exc)}, status_code=409)
 
     # -- grids -------------------------------------------------------------------------------------
 
@@ -262,20 +269,33 @@ def create_app(runs: Path, settings: DashboardSettings | None = None, token: str
             return
         await ws.accept()
         head = source.head()
-        await ws.send_json(_clean({"type": "hello", "head": head, "status": source.status()}))
+        status = source.status()
+        seen_alerts = len(source.alerts(None))
+        version = getattr(source, "version", lambda: None)
+        seen_version = await asyncio.to_thread(version)
+        await ws.send_json(_clean({"type": "hello", "head": head, "status": status}))
         try:
             while True:
                 try:  # listening, not sleeping: a client that leaves (or a server shutting down) ends the loop
                     await asyncio.wait_for(ws.receive_text(), timeout=PUSH_INTERVAL_S)
                 except TimeoutError:
                     pass
+                now_version = await asyncio.to_thread(version)
+                if now_version is not None and now_version == seen_version:
+                    continue  # a live store nobody wrote to since: nothing to read
+                seen_version = now_version
                 new = await asyncio.to_thread(source.head)
+                new_status = await asyncio.to_thread(source.status)
                 if new is not None and (head is None or new > head):
                     start = None if head is None else head + 60_000
                     minutes = await asyncio.to_thread(source.minutes, start, new)
-                    alerts = await asyncio.to_thread(source.alerts, start)
-                    await ws.send_json(_clean({"type": "minutes", "head": new, "minutes": minutes, "alerts": alerts, "status": source.status()}))
-                    head = new
+                    alerts = await asyncio.to_thread(source.alerts, None)
+                    await ws.send_json(_clean({"type": "minutes", "head": new, "minutes": minutes, "alerts": alerts[seen_alerts:], "status": new_status}))
+                    head, status, seen_alerts = new, new_status, len(alerts)
+                elif new_status != status:  # halted, activated, warm-up: no new minute needed to show it
+                    alerts = await asyncio.to_thread(source.alerts, None)
+                    await ws.send_json(_clean({"type": "status", "status": new_status, "alerts": alerts[seen_alerts:]}))
+                    status, seen_alerts = new_status, len(alerts)
         except (WebSocketDisconnect, RuntimeError):
             return
 
@@ -336,3 +356,61 @@ def _after_job(library: Library, job) -> None:
     elif job.state == "done":
         job.state = "failed"
         job.output += f"\nthe run finished but no run directory under {library.root} has run id {job.run_id} (different code or data since the grid?)"
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ServerHandle:
+    """A dashboard serving in a thread of this process (``run_live.py --dashboard``)."""
+
+    url: str
+    port: int
+    server: Any
+    thread: threading.Thread
+    source: Any
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving (open pages lose their WebSocket), join the thread, close the store reader."""
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.source.close()
+
+
+def serve_in_thread(
+    data_dir: str | Path, host: str = "127.0.0.1", port: int = 8050, *, config: Any = None, runs: Path | None = None,
+    settings: DashboardSettings | None = None, token: str | None = None, start_timeout: float = 30.0,
+) -> ServerHandle:  # fmt: skip
+    """Serve the trading view of the node whose data dir is ``data_dir`` (``/run/live``), and the
+    runs under ``runs`` if given, from a daemon thread. ``port=0`` picks a free port (``handle.port``).
+    ``config``: the node's :class:`~auction_trader.config.AuctionConfig` (its windows and thresholds).
+    A non-loopback ``host`` needs a ``token``. Returns once the server accepts connections."""
+    import uvicorn  # noqa: PLC0415
+
+    from auction_trader.dashboard.live import LiveSource  # noqa: PLC0415
+
+    if not loopback(host) and not token:
+        raise ValueError(f"host {host} is reachable from other machines: pass a token (16+ characters)")
+    source = LiveSource(data_dir, config, settings)
+    app = create_app(runs, settings, token, live=source)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not server.started:
+        server.should_exit = True
+        thread.join(5)
+        source.close()
+        raise RuntimeError(f"the dashboard did not start on {host}:{port} within {start_timeout:.0f} s (port in use?)")
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    return ServerHandle(f"http://{host}:{bound}/run/{source.key}", bound, server, thread, source)

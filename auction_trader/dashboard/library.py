@@ -41,8 +41,8 @@ def _is_grid(path: Path) -> bool:
 
 
 class Library:
-    def __init__(self, root: Path, settings: DashboardSettings | None = None) -> None:
-        self.root = Path(root).resolve()
+    def __init__(self, root: Path | None, settings: DashboardSettings | None = None) -> None:
+        self.root = Path(root).resolve() if root is not None else None
         self.settings = settings or DashboardSettings()
         self.runs: dict[str, BacktestRun] = {}
         self.grids: dict[str, GridDir] = {}
@@ -97,7 +97,7 @@ class Library:
             if not force and time.monotonic() - self._scanned < RESCAN_SECONDS:
                 return
             runs, grids = {}, {}
-            if self.root.is_dir():
+            if self.root is not None and self.root.is_dir():
                 for dirpath, dirnames, filenames in os.walk(self.root):
                     dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                     path = Path(dirpath)
@@ -152,7 +152,11 @@ class Library:
                 grids.append(grid.summary())
             except (sqlite3.Error, ValueError, KeyError) as exc:
                 grids.append({"key": key, "name": Path(key).name, "error": str(exc)})
-        return {"root": str(self.root), "runs": runs, "grids": grids}
+        live = []
+        for key, source in self.live.items():
+            st = source.status()
+            live.append({"key": key, "data_dir": str(source.path), "mode": st["mode"], "active": st.get("active"), "halted": st["halted"], "warmup": st["warmup"], "head": source.head()})
+        return {"root": str(self.root or ""), "runs": runs, "grids": grids, "live": live}
 
 
 def _quietly(fn) -> None:

@@ -56,19 +56,45 @@
 
   function status(st) {
     if (!st) return;
+    S.status = st;
     const bits = [];
-    if (st.warmup) bits.push(`warm-up ${st.warmup.done}/${st.warmup.needed} min`);
-    if (st.halted) bits.push('<span class="badge halted">HALTED</span>');
+    if (S.info.kind === "live") {
+      $("mode").textContent = st.mode || "no node";
+      bits.push(st.active ? '<span class="badge active">ACTIVE</span>' : '<span class="badge inactive">inactive</span>');
+    }
+    if (st.warmup) {
+      const w = st.warmup, done = Math.min(w.done ?? 0, w.needed);
+      bits.push(`<span id="warmup" title="minutes of history the engine needs before it may trade">warm-up ${w.done ?? "-"}/${w.needed} min` +
+        `<span class="gauge inline"><span style="width:${w.needed ? (100 * done / w.needed).toFixed(0) : 100}%"></span></span></span>`);
+    }
+    if (st.halted) bits.push(`<span class="badge halted" title="${AT.esc(st.halt_reason || "")}">HALTED</span> <span class="err">${AT.esc(st.halt_reason || "")}</span>`);
     if (S.info.kind === "backtest") bits.push("finished run: move the slider to replay it");
     $("status").innerHTML = bits.join(" · ");
-    // Control buttons exist only where a live node is attached; each shows why it is refused.
-    const el = $("controls"); el.innerHTML = "";
-    if (S.info.kind !== "live") return;
+    // Control buttons exist only where a live node is attached. Each says (hover) why it would be
+    // refused now; a click asks the node all the same, and its answer is shown beside them.
+    const el = $("controls");
+    if (S.info.kind !== "live") { el.innerHTML = ""; return; }
     for (const [cmd, c] of Object.entries(st.controls || {})) {
-      const b = document.createElement("button"); b.textContent = cmd; b.disabled = !c.allowed; b.title = c.reason || "";
-      b.onclick = async () => { const r = await AT.post(API("control", `?command=${cmd}`)); alert(r.body.accepted ? `${cmd}: accepted` : `${cmd} refused: ${r.body.reason}`); };
-      el.appendChild(b);
+      let b = el.querySelector(`button[data-cmd="${cmd}"]`);
+      if (!b) {
+        b = document.createElement("button"); b.textContent = cmd; b.dataset.cmd = cmd; b.id = `ctl-${cmd}`;
+        b.onclick = () => control(cmd);
+        el.appendChild(b);
+      }
+      b.classList.toggle("refused", !c.allowed);
+      b.title = c.allowed ? `${cmd}: allowed now` : `${cmd}: ${c.reason}`;
     }
+    if (!$("control-answer")) { const a = document.createElement("span"); a.id = "control-answer"; a.className = "note"; el.appendChild(a); }
+  }
+
+  async function control(cmd) {
+    const out = $("control-answer");
+    out.className = "note"; out.textContent = `${cmd}: asking the node…`;
+    const r = await AT.post(API("control", `?command=${cmd}`));
+    const b = r.body || {};
+    out.className = b.accepted ? "note ok" : "note err";
+    out.textContent = b.accepted ? `${cmd}: ${b.status}${b.answer ? ` — ${b.answer}` : ""}` : `${cmd} refused: ${b.reason || b.detail || r.status}`;
+    window.AT_CONTROL_ANSWER = out.textContent;
   }
 
   function summary() {
@@ -311,7 +337,9 @@
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/run/${AT.enc(KEY)}`);
     ws.onmessage = async (ev) => {
       const msg = JSON.parse(ev.data);
+      const received = Date.now();
       if (msg.status) status(msg.status);
+      if (msg.type === "status" && msg.alerts && msg.alerts.length) { S.alertsLoaded = (S.alertsLoaded || []).concat(msg.alerts); feeds(); }
       if (msg.type !== "minutes") return;
       const atHead = S.idx === S.m.ts_min.length - 1 || $("follow").checked;
       const add = msg.minutes, last = S.m.ts_min[S.m.ts_min.length - 1];
@@ -324,6 +352,8 @@
       header(); drawFlow(); drawEquity(); tradesTable();
       await select(atHead ? S.m.ts_min.length - 1 : S.idx, true);
       window.AT_PUSHED = (window.AT_PUSHED || 0) + 1;
+      // For the tests: wall-clock ms when the newest minute arrived and when it was drawn.
+      window.AT_PUSH = { head: msg.head, received, drawn: Date.now() };
     };
     window.AT_WS = ws;
   }
