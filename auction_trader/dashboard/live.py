@@ -173,7 +173,8 @@ def _trades_from_positions(positions: list[dict]) -> dict[str, np.ndarray]:
     for k, p in enumerate(closed, start=1):
         for c, v in (
             ("trade", k), ("side", p["side"]), ("ts_open", int(p["ts_ms_open"]) * 1_000_000), ("ts_close", int(p["ts_ms_close"]) * 1_000_000),
-            ("qty", p["qty_contracts"]), ("entry_price", p["entry_price"]), ("exit_price", p["exit_price"]), ("net_pnl", p["realized_pnl"]),
+            ("qty", p["qty_contracts"]), ("entry_price", p["entry_price"]), ("exit_price", p["exit_price"]),
+            ("net_pnl", (p["realized_pnl"] or 0.0) - (p["fees_paid"] or 0.0) - (p["funding_paid"] or 0.0)),  # realized_pnl is gross
             ("fees", p["fees_paid"]), ("funding", p["funding_paid"]), ("setup", p["strategy_tag"]), ("exit_reason", p["exit_reason"]),
         ):  # fmt: skip
             cols[c].append(v)
