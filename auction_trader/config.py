@@ -179,6 +179,10 @@ class ModesConfig(_Group):
 class MonitoringConfig(_Group):
     state_snapshot_interval_minutes: int = Field(5, ge=1)
     log_features_every_minute: bool = True
+    # Live node: no trade or quote for this long -> "data_feed_stale" alert and a gap in the recording.
+    data_stale_seconds: float = Field(10.0, gt=0.0)
+    # Live node: a minute closes this long after its boundary (ticks arrive 10-200 ms late).
+    minute_grace_ms: int = Field(500, ge=0, le=30_000)
 
 
 class StartupConfig(_Group):

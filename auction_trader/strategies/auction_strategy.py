@@ -131,9 +131,10 @@ class _Flip:
 class AuctionStrategy(Strategy):
     """See the module docstring."""
 
-    def __init__(self, config: AuctionStrategyConfig | None = None) -> None:
+    def __init__(self, config: AuctionStrategyConfig | None = None, hooks=None) -> None:
         config = config or AuctionStrategyConfig()
         super().__init__(config)
+        self.hooks = hooks  # the live node's seam (see "live node seam" below); None in backtests
         self.params = AuctionConfig.model_validate(config.auction or {})
         self.instrument_id = InstrumentId.from_str(config.instrument_id)
         self.spec = BTCUSDT if config.instrument_id == BTCUSDT.instrument_id else None
@@ -166,6 +167,8 @@ class AuctionStrategy(Strategy):
         self.step = float(instrument.size_increment)
         self.features = AuctionFeatures(self.params, spec)
         self.engine = SignalEngine(self.params, self.tick)
+        if getattr(self.hooks, "sequenced", False):
+            return  # a live node's sequencer feeds self.features in exchange time and calls close_minute
         # Ticks go straight to the indicator: bound here, each tick skips a Python frame of ours.
         self.on_trade_tick = self.features.handle_trade_tick
         self.on_quote_tick = self.features.handle_quote_tick
@@ -190,14 +193,19 @@ class AuctionStrategy(Strategy):
     # -- market data -------------------------------------------------------------------------------
 
     def _on_minute_timer(self, event) -> None:
+        self.close_minute(event.ts_event)
+
+    def close_minute(self, ts_ns: int) -> None:
+        """Close the minutes ending by ``ts_ns`` and decide: the minute timer's work, also the
+        entry for a live node whose sequencer closes minutes at boundary + grace."""
         # The minute may already have been closed by a tick stamped at the boundary; either way the
         # latest closed minute gets its decision once.
-        self.features.close_through(event.ts_event)
+        self.features.close_through(ts_ns)
         row = self.features.row
         if row is None or self._decided_for(row.ts_min):
             return
         self._keep_features()
-        self._on_minute(row, event.ts_event)
+        self._on_minute(row, ts_ns)
 
     def _decided_for(self, ts_min: int) -> bool:
         return bool(self._signals) and self._signals[-1]["ts_min"] >= ts_min
@@ -208,6 +216,7 @@ class AuctionStrategy(Strategy):
         part = self.features.drain()
         if len(part["ts_min"]) and self.params.monitoring.log_features_every_minute:
             self._feature_parts.append(part)
+            self._hook_features(part)
 
     # -- the minute's decision ---------------------------------------------------------------------
 
@@ -230,6 +239,7 @@ class AuctionStrategy(Strategy):
         decision, record = self.engine.on_minute(minute, ctx)
         self._act(decision, record, now_ns)
         self._signals.append(record)
+        self._hook_record("signals_1m", record)
         self._snapshot(now_ns, "PERIODIC", minute.ts_min)
 
     def _act(self, decision: Decision, record: dict, now_ns: int) -> None:
@@ -253,6 +263,8 @@ class AuctionStrategy(Strategy):
         """Sizes and submits the entry and completes ``record`` with what was done: the quantity,
         or - when sizing gives less than one step - ``HOLD`` (a flip: ``EXIT``, the close went
         out) with the reason."""
+        if not self._may_enter():
+            return False
         account = self.portfolio.account(self.instrument_id.venue)
         margin = float(account.balance_free(self.instrument.settlement_currency))
         sizing = self.params.sizing
@@ -588,6 +600,10 @@ class AuctionStrategy(Strategy):
         self._forget(t)  # a flip waiting for this trade to be flat opens its entry now
 
     def _record_position(self, t: _Trade, status: str) -> None:
+        self._record_position_row(t, status)
+        self._hook_record("positions", self._positions[-1])
+
+    def _record_position_row(self, t: _Trade, status: str) -> None:
         c = t.candidate
         exit_price = t.exit_value / t.exit_qty if t.exit_qty else None
         qty = t.filled_steps * self.step
@@ -661,6 +677,23 @@ class AuctionStrategy(Strategy):
 
     def _alert(self, ts_ns: int, kind: str, detail: dict) -> None:
         self._alerts.append({"ts_ms": int(ts_ns) // 1_000_000, "alert": kind, "detail": json.dumps(detail, sort_keys=True, default=str)})
+        self._hook_record("alerts", self._alerts[-1])
+
+    # -- live node seam: the node's gate and store (hooks=None in backtests) ---------------------------
+
+    def _may_enter(self) -> bool:
+        """The live node's gate (active, not halted, warmed up); always open without a node."""
+        return self.hooks is None or bool(self.hooks.may_enter())
+
+    def _hook_record(self, table: str, row: dict) -> None:
+        if self.hooks is not None:
+            self.hooks.record(table, row)
+
+    def _hook_features(self, part: dict) -> None:
+        if self.hooks is not None:
+            names = list(part)
+            for i in range(len(part["ts_min"])):
+                self.hooks.record("features_1m", {k: part[k][i].item() if hasattr(part[k][i], "item") else part[k][i] for k in names})
 
     def _snapshot(self, ts_ns: int, kind: str, ts_min: int | None = None) -> None:
         """Every ``state_snapshot_interval_minutes`` and on every state change (specv2 §16.3)."""

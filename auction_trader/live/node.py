@@ -1,0 +1,851 @@
+"""The live node: a Nautilus ``TradingNode`` on Bybit v5 around the backtest's ``AuctionStrategy``.
+
+One strategy class, one decision path; only the node around it changes (DESIGN.md "Live path"):
+
+=========  ==========================================  ===========================================
+mode       execution                                    where the strategy runs
+=========  ==========================================  ===========================================
+dry-run    none: entries gated off (decisions logged)   the paper engine (a paper account for sizing)
+paper      the backtest's venue (:mod:`.paper`)         the paper engine
+shadow     paper + the same decisions sized on the      the paper engine; the real account is read
+           real account (read-only REST), compared      by REST, never traded
+live       Nautilus's ``BybitExecutionClient``          the ``TradingNode`` itself
+=========  ==========================================  ===========================================
+
+Market data always comes through the ``TradingNode``'s Bybit data client
+(:mod:`auction_trader.adapters.bybit.data`: ``orderbook.1`` quotes, ``publicTrade`` trades). The
+:class:`LiveFeed` actor takes every tick, records it (:mod:`.recorder`), and hands it to the
+:class:`~.sequencer.MinuteSequencer`, which releases ticks in exchange-time order once they are
+``minute_grace_ms`` old. Released ticks drive the strategy: the paper engine (dry-run, paper,
+shadow) or, in live mode, the strategy's features, with ``close_minute`` called at each boundary
+the watermark passes (boundary + grace).
+
+At start the node replays the recording's last ``rolling_window_minutes`` (or ``--warmup-catalog``)
+into the same path, with entries gated off, and reports the minutes covered and the gaps; it
+trades only once the last ``warmup_minutes`` are all covered (and, with
+``require_manual_activation``, once activated).
+
+Services the other live modules plug into (LIVE_CONTRACT.md): ``store`` (``LiveStore``),
+``alerts`` (``AlertSink``) and ``gate`` (:class:`Gate`, ``may_enter()``); the strategy sees them
+through :class:`NodeHooks` (``hooks=``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig, InstrumentProviderConfig, LoggingConfig, TradingNodeConfig
+from nautilus_trader.core.nautilus_pyo3 import BybitEnvironment, BybitMarginMode, BybitPositionMode, BybitProductType
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.currencies import USDT
+from nautilus_trader.model.data import QuoteTick, TradeTick
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import FIXED_PRECISION, Price, Quantity
+
+from auction_trader.adapters.bybit.data import AuctionBybitDataClientConfig, AuctionBybitLiveDataClientFactory
+from auction_trader.adapters.bybit.rest import DEFAULT_REST, BybitRest
+from auction_trader.backtest.funding import next_funding_after
+from auction_trader.config import AuctionConfig
+from auction_trader.instrument import BTCUSDT as SPEC
+from auction_trader.live.control import ControlState
+from auction_trader.live.recorder import TickRecorder, read_gaps
+from auction_trader.live.sequencer import MINUTE_NS, MinuteSequencer
+from auction_trader.live.warmup import Coverage, load_warmup
+
+log = logging.getLogger(__name__)
+
+MODES = ("dry-run", "paper", "shadow", "live")
+ENVIRONMENTS = {"mainnet": BybitEnvironment.MAINNET, "demo": BybitEnvironment.DEMO, "testnet": BybitEnvironment.TESTNET}
+KEY_SUFFIX = {"mainnet": "", "demo": "_DEMO", "testnet": "_TESTNET"}
+PUMP_MS = 100  # how often released ticks are handed on (and the watchdog looks)
+RECONCILE_S = 30.0  # live: venue position and orders (REST) against the plan this often
+FUNDING_WAIT_NS = 20_000_000_000
+PROGRESS_WAIT_NS = 5_000_000_000  # a minute's progress line waits this long for its decision  # how long paper waits past a settlement for the published rate
+
+
+class StartError(RuntimeError):
+    """The node cannot start (a clear reason for the operator; never a secret)."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where Bybit is. ``None``: Nautilus's default for the environment."""
+
+    environment: str = "mainnet"
+    rest_url: str | None = None
+    public_ws_url: str | None = None
+    private_ws_url: str | None = None
+    trade_ws_url: str | None = None
+
+    @property
+    def rest(self) -> str:
+        return self.rest_url or DEFAULT_REST[self.environment]
+
+
+def api_keys(environment: str, environ: dict | None = None) -> tuple[str, str] | None:
+    """``(key, secret)`` for the environment: ``BYBIT_API_KEY_DEMO`` / ``_TESTNET`` first, then
+    ``BYBIT_API_KEY`` / ``BYBIT_API_SECRET``; None when either is missing."""
+    env = os.environ if environ is None else environ
+    for suffix in dict.fromkeys((KEY_SUFFIX[environment], "")):
+        key, secret = env.get(f"BYBIT_API_KEY{suffix}", "").strip(), env.get(f"BYBIT_API_SECRET{suffix}", "").strip()
+        if key and secret:
+            return key, secret
+    return None
+
+
+#: May the strategy open a position now? Active, not halted, warmed up, a trading mode; persisted in
+#: the checkpoint (a halt survives restarts until ``resolve``). See :mod:`auction_trader.live.control`.
+Gate = ControlState
+
+
+@dataclass
+class NodeHooks:
+    """What ``AuctionStrategy(hooks=...)`` calls: the gate and the store."""
+
+    node: LiveNode
+    sequenced: bool = False
+    last_signal: dict | None = None
+    recent: dict = field(default_factory=dict)  # ts_min (ms) -> signals_1m row, the latest few
+    signals: int = 0
+
+    def may_enter(self) -> bool:
+        return self.node.gate.may_enter()
+
+    def record(self, table: str, row: dict) -> None:
+        if table == "signals_1m":
+            self.last_signal = row
+            self.signals += 1
+            self.recent[row["ts_min"]] = row
+            if len(self.recent) > 16:
+                self.recent.pop(min(self.recent))
+        self.node.record(table, row)
+
+
+@dataclass
+class NodeOptions:
+    mode: str
+    data_dir: Path
+    endpoints: Endpoints = field(default_factory=Endpoints)
+    warmup_catalog: Path | None = None
+    api_key: str | None = None  # live and shadow only
+    api_secret: str | None = None
+    log_level: str = "WARNING"
+
+
+class LiveFeed(Actor):
+    """Every tick of the data client: recorded, sequenced, and (every PUMP_MS) handed on."""
+
+    def __init__(self, node: LiveNode) -> None:
+        super().__init__(ActorConfig(component_id="LiveFeed"))
+        self.node = node
+
+    def on_start(self) -> None:
+        iid = self.node.instrument_id
+        self.subscribe_quote_ticks(iid)
+        self.subscribe_trade_ticks(iid)
+        self.clock.set_timer_ns("pump", PUMP_MS * 1_000_000, 0, 0, self._pump)
+
+    def on_quote_tick(self, tick: QuoteTick) -> None:
+        self.node.on_tick(_restamp_quote(tick), False)
+
+    def on_trade_tick(self, tick: TradeTick) -> None:
+        self.node.on_tick(_restamp_trade(tick), True)
+
+    def _pump(self, _event) -> None:
+        try:
+            self.node.pump(time.time_ns())
+        except Exception as exc:  # a bug in one pump must not silently stop the node's timer
+            log.exception("pump failed")
+            self.node.fatal(exc)
+
+
+def _at(raw: int, precision: int) -> int:
+    """A fixed-point raw value rounded to ``precision`` decimals (Bybit prints BTCUSDT prices with
+    two decimals on a 0.1 tick; our catalogs and the backtest instrument use one)."""
+    unit = 10 ** (FIXED_PRECISION - precision)
+    return (raw + unit // 2) // unit * unit
+
+
+def _restamp_quote(q: QuoteTick) -> QuoteTick:
+    """The quote as our catalogs hold it: ``ts_init = ts_event`` (exchange time, the order the
+    paper engine replays) and the instrument spec's precisions (the backtest instrument's)."""
+    bid, ask, bs, az = q.bid_price, q.ask_price, q.bid_size, q.ask_size
+    pp, sp = SPEC.price_precision, SPEC.size_precision
+    return QuoteTick.from_raw(q.instrument_id, _at(bid.raw, pp), _at(ask.raw, pp), pp, pp, _at(bs.raw, sp), _at(az.raw, sp), sp, sp, q.ts_event, q.ts_event)
+
+
+def _restamp_trade(t: TradeTick) -> TradeTick:
+    pp, sp = SPEC.price_precision, SPEC.size_precision
+    price = Price.from_raw(_at(t.price.raw, pp), pp)
+    size = Quantity.from_raw(_at(t.size.raw, sp), sp)
+    return TradeTick(t.instrument_id, price, size, t.aggressor_side, t.trade_id, t.ts_event, t.ts_event)
+
+
+class LiveNode:
+    """Builds and runs the node; see the module docstring. ``strategy_factory(config, hooks)``
+    replaces ``AuctionStrategy`` (tests drive entries with a scripted strategy)."""
+
+    def __init__(self, config: AuctionConfig, options: NodeOptions, strategy_factory=None, out=None) -> None:
+        if options.mode not in MODES:
+            raise StartError(f"mode must be one of {', '.join(MODES)} (got {options.mode!r})")
+        self.config = config
+        self.options = options
+        self.mode = options.mode
+        self.out = out or sys.stdout
+        self.instrument_id = InstrumentId.from_str(config.instrument_id)
+        self.data_dir = Path(options.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.gate = ControlState.initial(self.mode, require_manual_activation=config.startup.require_manual_activation, warmup_needed=config.startup.warmup_minutes)
+        self.control = None  # Controller (rules, halts, alerts) once the store is open
+        self.poller = None
+        from auction_trader.live.reconcile import RunningReconciler  # noqa: PLC0415
+
+        self.reconciler = RunningReconciler(interval_s=RECONCILE_S, confirmations=2, max_age_s=max(10.0, RECONCILE_S))
+        self._recon_future = None
+        self._recon_started = False  # the first comparison (after Nautilus's own reconciliation) needs no confirmation
+        self._plan_changed_ms = 0
+        self.hooks = NodeHooks(self, sequenced=self.mode == "live")
+        self.strategy_factory = strategy_factory or _auction_strategy
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="live-rest")
+        monitoring = config.monitoring
+        self.stale_ns = int(monitoring.data_stale_seconds * 1e9)
+        self.sequencer = MinuteSequencer(grace_ns=monitoring.minute_grace_ms * 1_000_000)
+        self.warmup_needed = config.startup.warmup_minutes
+        self.coverage = Coverage(self.warmup_needed)
+        self.ticks = 0
+        self.stale = False
+        self.stale_alerts = 0
+        self._last_tick_wall: int | None = None
+        self._last_tick_ts: int | None = None
+        self._stale_since_ts: int | None = None
+        self._minute_reported: int | None = None
+        self._progress_due: list[int] = []
+        self._live_minute: int | None = None
+        self._fatal: BaseException | None = None
+        self._funding_next: int | None = None
+        self._funding_future = None
+        self._funding_rate_bps: float | None = None
+        self._shadow_future = None
+        self._shadow_last: str | None = None
+        self._shadow_real = None
+        self.divergences = 0
+        self.fills = 0
+        self.paper = None
+        self.strategy = None
+        self.node: TradingNode | None = None
+        self.rest = BybitRest(options.endpoints.rest, options.api_key, options.api_secret, config.market.instrument)
+        self.store = None
+        self.alerts = None
+        self.recorder = None
+
+    # -- services --------------------------------------------------------------------------------
+
+    def _open_services(self) -> None:
+        from auction_trader.live.alerts import AlertSink  # noqa: PLC0415 (l-ops modules)
+        from auction_trader.live.store import LiveStore  # noqa: PLC0415
+
+        from auction_trader.live.control import ControlPoller, Controller, start_mode_refusal  # noqa: PLC0415
+
+        self.store = LiveStore(self.data_dir / "execution.db")
+        self.alerts = AlertSink(self.store, self.mode)
+        saved = (self.store.checkpoint() or {}).get("node")
+        last = self.store.node_status() or {}
+        flat = str((last.get("position") or {}).get("side", "FLAT")).upper() == "FLAT"
+        refusal = start_mode_refusal(saved, self.mode, flat)
+        if refusal is not None:
+            raise StartError(refusal)
+        startup = self.config.startup
+        self.gate = ControlState.initial(self.mode, require_manual_activation=startup.require_manual_activation, warmup_needed=self.warmup_needed, saved=saved)
+        self.control = Controller(self.gate, self.alerts, on_change=self._control_changed, describe=self._describe)
+        self.poller = ControlPoller(self.store, self._handle_control)
+        if self.gate.halted:
+            self._say(f"HALTED (from the last run): {self.gate.halt_reason}; no new entries until `run_live.py resolve`")
+        elif saved and self.gate.active:
+            self._say("active (from the last run): entries resume once warmed up")
+        self.recorder = TickRecorder(self.data_dir / "catalog", str(self.instrument_id))
+
+    def record(self, table: str, row: dict) -> None:
+        """A row for the store, from the strategy (through the hooks) or the node."""
+        if self.store is None:
+            return
+        if table == "alerts":
+            self.alerts.emit_strategy(row)
+        elif table == "fills":
+            self.store.record("fills", {**row, "mode": self.mode})
+        else:
+            self.store.record(table, row)
+
+    def fatal(self, exc: BaseException) -> None:
+        self._fatal = exc
+        if self.node is not None:
+            self.node.stop()
+
+    # -- start ------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Warm up, run until SIGINT/SIGTERM, stop cleanly. Returns the exit status."""
+        self._open_services()
+        try:
+            self._say(f"auction-trader live node: mode {self.mode}, {self.options.endpoints.environment}, data dir {self.data_dir}")
+            self._fetch_funding_now()
+            self._build_node()
+            if self.mode != "live":
+                self.strategy = self.strategy_factory(self.config, self.hooks)
+                from auction_trader.live.paper import PaperVenue  # noqa: PLC0415
+
+                self.paper = PaperVenue(self.config, self.strategy, self.data_dir / "catalog")
+                if self._funding_rate_bps is not None:
+                    self.paper.set_funding_rate(self._funding_rate_bps)
+            self._warm_up()
+            if self.mode == "shadow":
+                self._shadow_future = self._pool.submit(self.rest.account)
+            self._write_status()
+            self.node.run()
+        finally:
+            self._shutdown()
+        if self._fatal is not None:
+            self._say(f"stopped on an error: {type(self._fatal).__name__}: {self._fatal}")
+            return 1
+        return 0
+
+    def _build_node(self) -> None:
+        ep = self.options.endpoints
+        env = ENVIRONMENTS[ep.environment]
+        provider = InstrumentProviderConfig(load_ids=frozenset({str(self.instrument_id)}))
+        data = AuctionBybitDataClientConfig(
+            api_key=self.options.api_key,
+            api_secret=self.options.api_secret,
+            product_types=(BybitProductType.LINEAR,),
+            environment=env,
+            base_url_http=ep.rest_url,
+            base_url_ws_public=ep.public_ws_url,
+            instrument_provider=provider,
+            update_instruments_interval_mins=None,
+            instrument_status_poll_secs=None,
+        )
+        exec_clients = {}
+        if self.mode == "live":
+            from nautilus_trader.adapters.bybit.config import BybitExecClientConfig  # noqa: PLC0415
+
+            symbol = self.instrument_id.symbol.value
+            exec_clients["BYBIT"] = BybitExecClientConfig(
+                api_key=self.options.api_key,
+                api_secret=self.options.api_secret,
+                product_types=(BybitProductType.LINEAR,),
+                environment=env,
+                base_url_http=ep.rest_url,
+                base_url_ws_private=ep.private_ws_url,
+                base_url_ws_trade=ep.trade_ws_url,
+                instrument_provider=provider,
+                futures_leverages={symbol: max(1, int(self.config.sizing.max_leverage))},
+                position_mode={symbol: BybitPositionMode.MERGED_SINGLE},
+                margin_mode=BybitMarginMode.REGULAR_MARGIN,
+            )
+        node = TradingNode(
+            TradingNodeConfig(
+                trader_id="AUCTION-001",
+                logging=LoggingConfig(log_level=self.options.log_level, log_colors=False),
+                data_clients={"BYBIT": data},
+                exec_clients=exec_clients,
+                timeout_connection=30.0,
+                timeout_disconnection=5.0,
+                timeout_post_stop=1.0,
+            ),
+        )
+        node.add_data_client_factory("BYBIT", AuctionBybitLiveDataClientFactory)
+        if self.mode == "live":
+            from nautilus_trader.adapters.bybit.factories import BybitLiveExecClientFactory  # noqa: PLC0415
+
+            node.add_exec_client_factory("BYBIT", BybitLiveExecClientFactory)
+            self.strategy = self.strategy_factory(self.config, self.hooks)
+            node.trader.add_strategy(self.strategy)
+            self._watch_orders(node.kernel.msgbus)
+        node.trader.add_actor(LiveFeed(self))
+        node.build()
+        self.node = node
+
+    # -- warm-up ------------------------------------------------------------------------------------
+
+    def _warm_up(self) -> None:
+        window = max(self.config.value_area.rolling_window_minutes, self.warmup_needed)
+        catalogs = ([self.options.warmup_catalog] if self.options.warmup_catalog else []) + [self.data_dir / "catalog"]
+        now = time.time_ns()
+        wu = load_warmup(catalogs, str(self.instrument_id), window, now)
+        for t in wu.ticks:
+            self.coverage.add(t.ts_init)
+        covered = self.coverage.covered(now)
+        gaps = self.coverage.gaps(max(wu.start_ns, now // MINUTE_NS * MINUTE_NS - self.warmup_needed * MINUTE_NS), now)
+        recorded = [g for g in read_gaps(self.data_dir / "catalog") if g["end_ns"] > wu.start_ns]
+        src = ", ".join(wu.sources) or "no recording"
+        self._say(f"warm-up: {len(wu.ticks)} ticks ({wu.trades} trades, {wu.quotes} quotes) from {src}; {covered}/{self.warmup_needed} minutes covered")
+        for a, b in gaps[:10]:
+            self._say(f"warm-up gap: {_hm(a)} - {_hm(b)} UTC ({(b - a) // MINUTE_NS} min)")
+        if len(gaps) > 10:
+            self._say(f"warm-up: {len(gaps) - 10} more gaps")
+        for g in recorded[-5:]:
+            self._say(f"recorded gap: {_hm(g['start_ns'])} - {_hm(g['end_ns'])} UTC ({g['reason']})")
+        if wu.ticks:
+            self.sequencer.watermark = wu.ticks[-1].ts_init  # live ticks continue after the recording
+            self._deliver(wu.ticks, warmup=True)
+        self.warmup_ticks = len(wu.ticks)
+        self._update_warm(now)
+
+    def _update_warm(self, now_ns: int) -> None:
+        was = self.gate.warmed_up
+        self.gate.warmup_minutes = self.coverage.covered(now_ns)
+        if self.gate.warmed_up and not was:
+            self._say(f"warm-up complete: the last {self.warmup_needed} minutes are covered" + ("" if self.gate.active else "; waiting for `run_live.py activate`"))
+
+    # -- the tick path ---------------------------------------------------------------------------
+
+    def on_tick(self, tick, is_trade: bool) -> None:
+        ts = tick.ts_init
+        self.ticks += 1
+        self._last_tick_wall = time.time_ns()
+        if self.stale:
+            self._end_stale(ts)
+        self._last_tick_ts = ts
+        self.recorder.add(tick)
+        self.coverage.add(ts)
+        self.sequencer.push(ts, is_trade, tick)
+
+    def pump(self, now_ns: int) -> None:
+        """Every PUMP_MS: release ticks, close minutes, watch the feed, answer control."""
+        if self._fatal is not None:
+            return
+        limit = self._funding_limit(now_ns)
+        self._update_warm(now_ns - self.sequencer.grace_ns)  # before the minute it completes is decided
+        released = self.sequencer.release(now_ns, limit)
+        if released:
+            self._deliver(released, warmup=False)
+        self._close_live_minutes()
+        self._flush_progress()
+        self._watch(now_ns)
+        minute = self.sequencer.closed_minute()
+        if self._minute_reported is None:
+            self._minute_reported = (now_ns - self.sequencer.grace_ns) // MINUTE_NS * MINUTE_NS - MINUTE_NS
+        if minute > self._minute_reported:
+            self._minute_reported = minute
+            self._on_minute_closed(minute, now_ns)
+        self._poll_control()
+        self._reconcile(now_ns)
+
+    def _deliver(self, ticks: list, warmup: bool) -> None:
+        if self.paper is not None:
+            for row in self.paper.feed(ticks):
+                self.fills += 1
+                self.record("fills", row)
+            return
+        # live: the strategy's features, minutes closed at each boundary the ticks cross
+        f = self.strategy.features
+        for t in ticks:
+            ts = t.ts_init
+            self._close_live_through(ts)
+            if type(t) is TradeTick:
+                f.handle_trade_tick(t)
+            else:
+                f.handle_quote_tick(t)
+
+    def _close_live_through(self, ts: int) -> None:
+        if self._live_minute is None:
+            self._live_minute = ts // MINUTE_NS * MINUTE_NS + MINUTE_NS
+        while ts >= self._live_minute:
+            self.strategy.close_minute(self._live_minute)
+            self._live_minute += MINUTE_NS
+
+    def _close_live_minutes(self) -> None:
+        """Live mode: minutes the watermark has passed close now (boundary + grace), tick or not."""
+        if self.paper is None and self.strategy is not None and self.strategy.features is not None:
+            self._close_live_through(self.sequencer.watermark)
+
+    # -- per minute -----------------------------------------------------------------------------
+
+    def _on_minute_closed(self, minute: int, now_ns: int) -> None:
+        self.recorder.flush(now_ns)
+        self.coverage.prune(now_ns)
+        self._update_warm(now_ns)
+        # The paper engine decides a minute at its first tick after the boundary: the line waits
+        # for that decision (or PROGRESS_WAIT_NS more of watermark, for a minute without one).
+        self._progress_due.append(minute)
+        self._flush_progress()
+        self._write_checkpoint()
+        self._write_status()
+
+    def _flush_progress(self) -> None:
+        sig = self.hooks.last_signal
+        decided = sig["ts_min"] * 1_000_000 if sig else -1
+        while self._progress_due:
+            minute = self._progress_due[0]
+            if decided < minute and self.sequencer.watermark < minute + MINUTE_NS + PROGRESS_WAIT_NS:
+                return
+            self._progress_due.pop(0)
+            if self.mode == "shadow":
+                self._shadow_compare(minute)
+            self._progress(minute)
+
+    def _progress(self, minute: int) -> None:
+        sig = self.hooks.recent.get(minute // 1_000_000) or {}
+        snap = json.loads(sig.get("feature_snapshot") or "{}") if sig else {}
+        covered = self.coverage.covered(minute + MINUTE_NS)
+        warm = "warm" if self.gate.warmed_up else f"warm-up {covered}/{self.warmup_needed}"
+        pos = self._position()
+        pos_txt = "flat" if pos["side"] == "FLAT" else f"{pos['side']} {pos['qty']:g}@{pos['entry']:.1f}"
+        pnl = f"uPnL {pos['unrealized']:+.2f} bal {pos['balance']:.2f}" if pos["balance"] is not None else ""
+        state = "active" if self.gate.active else "inactive"
+        if self.gate.halted:
+            state = f"HALTED ({self.gate.halt_reason})"
+        decision = sig.get("chosen_action", "-")  # "-": no decision for this minute (no tick after it)
+        self._say(
+            f"{_hm(minute)} {self.mode} {state} {warm} | POC {_f(snap.get('poc'))} VAL {_f(snap.get('val'))} VAH {_f(snap.get('vah'))}"
+            f" OF {_f(snap.get('of_1m'), '+.2f')} qimb {_f(snap.get('qimb'), '+.3f')} amb {_f(snap.get('ambiguous_frac'), '.3f')}"
+            f" | {decision} {sig.get('reason_code', '')} | {pos_txt} {pnl} | ticks {self.ticks} late {self.sequencer.late} fills {self.fills}",
+        )
+
+    def _position(self) -> dict:
+        """Side, qty, entry, unrealized, balance of the strategy's account (paper or live)."""
+        out = {"side": "FLAT", "qty": 0.0, "entry": None, "unrealized": 0.0, "realized": 0.0, "balance": None}
+        if self.paper is not None:
+            cache = self.paper.engine.cache if self.paper.engine is not None else None
+        else:
+            cache = self.node.kernel.cache if self.node is not None else None
+        if cache is None:
+            return out
+        account = cache.account_for_venue(self.instrument_id.venue)
+        if account is not None:
+            bal = account.balance_total(USDT)
+            out["balance"] = float(bal.as_double()) if bal is not None else None
+        positions = cache.positions_open(instrument_id=self.instrument_id)
+        if positions:
+            p = positions[0]
+            out.update(side=p.side.name, qty=float(p.quantity), entry=float(p.avg_px_open), realized=float(p.realized_pnl.as_double()) if p.realized_pnl else 0.0)
+            quote = cache.quote_tick(self.instrument_id)
+            if quote is not None:
+                mid = (quote.bid_price.as_double() + quote.ask_price.as_double()) / 2
+                sign = 1 if p.side.name == "LONG" else -1
+                out["unrealized"] = (mid - out["entry"]) * out["qty"] * sign
+        return out
+
+    def _write_status(self) -> None:
+        pos = self._position()
+        self.store.record(
+            "node_status",
+            {
+                "ts_ms": time.time_ns() // 1_000_000,
+                "mode": self.mode,
+                "active": int(self.gate.active),
+                "halted": int(self.gate.halted),
+                "halt_reason": self.gate.halt_reason,
+                "warmup_minutes": self.coverage.covered(time.time_ns()),
+                "warmup_needed": self.warmup_needed,
+                "position": pos,
+                "balance": pos["balance"],
+                "day_pnl": None,
+                "kill_switch_limit": self.config.risk.max_daily_loss,
+                "pid": os.getpid(),
+            },
+        )
+
+    # -- feed health ----------------------------------------------------------------------------
+
+    def _watch(self, now_ns: int) -> None:
+        if self.stale:
+            return
+        since = self._last_tick_wall if self._last_tick_wall is not None else self._started_wall
+        if now_ns - since > self.stale_ns:
+            self.stale = True
+            self.stale_alerts += 1
+            self._stale_since_ts = self._last_tick_ts if self._last_tick_ts is not None else since
+            seconds = (now_ns - since) / 1e9
+            self.alerts.emit("data_feed_stale", f"no trade or quote for {seconds:.1f} s", {"last_tick_ts_ns": self._last_tick_ts, "stale_seconds": self.config.monitoring.data_stale_seconds}, now_ns // 1_000_000)
+            self._say(f"DATA FEED STALE: no tick for {seconds:.1f} s")
+
+    def _end_stale(self, ts: int) -> None:
+        self.stale = False
+        start = self._stale_since_ts or ts
+        self.recorder.mark_gap(start, ts, "data_feed_stale")
+        self._say(f"data feed back after a gap of {(ts - start) / 1e9:.1f} s (marked in the recording)")
+
+    @property
+    def _started_wall(self) -> int:
+        if not hasattr(self, "_t0"):
+            self._t0 = time.time_ns()
+        return self._t0
+
+    # -- funding (paper venues) ------------------------------------------------------------------
+
+    def _fetch_funding_now(self) -> None:
+        if self.mode == "live":
+            return
+        try:
+            ts_ms, rate = self.rest.last_funding()
+            self._funding_rate_bps = rate
+            self._say(f"funding: latest settled rate {rate:+.4f} bps ({_hm(ts_ms * 1_000_000)} UTC)")
+        except Exception as exc:
+            self._say(f"funding: rate not fetched ({type(exc).__name__}); using funding_rate_8h_bps {self.config.backtest.funding_rate_8h_bps}")
+
+    def _funding_limit(self, now_ns: int) -> int | None:
+        """Paper venues settle funding at the rate Bybit publishes for the settlement: ticks past a
+        settlement instant wait (up to FUNDING_WAIT_NS) until that rate is fetched, off the loop."""
+        if self.paper is None or self.mode == "dry-run":
+            return None
+        if self._funding_next is None:
+            self._funding_next = next_funding_after(max(self.sequencer.watermark, now_ns - self.sequencer.grace_ns))
+        instant = self._funding_next
+        if now_ns - self.sequencer.grace_ns < instant:
+            return None
+        fut = self._funding_future
+        if fut is None:
+            self._funding_future = self._pool.submit(self.rest.last_funding)
+            return instant - 1
+        if fut.done():
+            self._funding_future = None
+            try:
+                ts_ms, rate = fut.result()
+                if ts_ms * 1_000_000 >= instant:
+                    self._apply_funding(rate, instant)
+                    return None
+            except Exception as exc:
+                log.warning("funding fetch failed: %s", type(exc).__name__)
+        if now_ns - instant > FUNDING_WAIT_NS:
+            self._say(f"funding: no rate published for {_hm(instant)} after {FUNDING_WAIT_NS // 1_000_000_000} s; settling at {self._funding_rate_bps} bps")
+            self._funding_next = next_funding_after(instant)
+            return None
+        return instant - 1
+
+    def _apply_funding(self, rate: float, instant: int) -> None:
+        self._funding_rate_bps = rate
+        self.paper.set_funding_rate(rate)
+        self._funding_next = next_funding_after(instant)
+        self._say(f"funding: settlement {_hm(instant)} UTC at {rate:+.4f} bps")
+
+    # -- shadow ---------------------------------------------------------------------------------
+
+    def _shadow_compare(self, minute: int) -> None:
+        """The minute's paper decision and position against the real account, as last read by REST
+        (read off the loop: at start and after every minute close)."""
+        from auction_trader.live.shadow import compare  # noqa: PLC0415
+
+        fut = self._shadow_future
+        if fut is not None and fut.done():
+            self._shadow_future = None
+            try:
+                self._shadow_real = fut.result()
+            except Exception as exc:
+                self._say(f"shadow: real account not read ({type(exc).__name__}: {exc})")
+        real = self._shadow_real
+        if real is not None:
+            step = float(self.paper.ctx.instrument.size_increment) if self.paper.ctx is not None else 10.0**-SPEC.size_precision
+            sig = self.hooks.recent.get(minute // 1_000_000)
+            diff = compare(sig, self._position(), real, self.config, step)
+            key = json.dumps(diff, sort_keys=True) if diff else None
+            if diff and key != self._shadow_last:
+                self.divergences += 1
+                self.alerts.emit("shadow_divergence", "paper and the real account differ", diff)
+                self._say(f"SHADOW DIVERGENCE: {key}")
+            self._shadow_last = key
+        if self._shadow_future is None:
+            self._shadow_future = self._pool.submit(self.rest.account)
+
+    # -- orders (live) ----------------------------------------------------------------------------
+
+    def _watch_orders(self, msgbus) -> None:
+        msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
+
+    def _on_order_event(self, event) -> None:
+        order = self.node.kernel.cache.order(event.client_order_id) if self.node is not None else None
+        if order is None:
+            return
+        self._plan_changed_ms = time.time_ns() // 1_000_000
+        if self.strategy is None or order.strategy_id != self.strategy.id:
+            # Not our strategy's: an order Nautilus's reconciliation adopted from the venue (placed
+            # by hand, or by another program). Not ours to store; a fill of one is a manual trade.
+            if type(event).__name__ == "OrderFilled" and not self.gate.halted:
+                from auction_trader.live.reconcile import act  # noqa: PLC0415
+
+                act(self.reconciler.on_fill(order.client_order_id.value, ()), self.control, self.alerts, self._plan_changed_ms)
+            return
+        tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
+        venue_id = order.venue_order_id.value if order.venue_order_id is not None else None
+        self.store.record(
+            "orders",
+            {
+                "client_order_id": order.client_order_id.value,
+                "trade_id": tags.get("signal_ts_min"),
+                "purpose": tags.get("purpose"),
+                "side": order.side.name,
+                "order_type": order.order_type.name,
+                "qty": float(order.quantity),
+                "price": float(order.price) if order.has_price else None,
+                "trigger_price": float(order.trigger_price) if order.has_trigger_price else None,
+                "status": order.status.name,
+                "venue_order_id": venue_id,
+                "ts_ms_updated": event.ts_event // 1_000_000,
+            },
+        )
+
+    # -- reconciliation (live) -----------------------------------------------------------------------
+
+    def _reconcile(self, now_ns: int) -> None:
+        """Live: every RECONCILE_S, the venue's position and open orders (REST, off the loop) against
+        the plan (:mod:`auction_trader.live.reconcile`); a confirmed mismatch alerts and halts. Not
+        while halted: one alert per mismatch, and nothing to protect (no entries)."""
+        if self.mode != "live" or self.strategy is None or self.control is None or self.node is None:
+            return
+        if self.node.kernel.cache.account_for_venue(self.instrument_id.venue) is None:
+            return  # the execution client has not reported the account yet
+        now_ms = now_ns // 1_000_000
+        fut = self._recon_future
+        if fut is None:
+            if not self.gate.halted and self.reconciler.due(now_ms):
+                self._recon_future = self._pool.submit(self.rest.venue_state)
+            return
+        if not fut.done():
+            return
+        self._recon_future = None
+        try:
+            positions, orders, ts_ms = fut.result()
+        except Exception as exc:
+            self.reconciler.last_check_ms = now_ms  # try again in RECONCILE_S
+            log.warning("reconciliation: venue not read (%s)", type(exc).__name__)
+            return
+        if self.gate.halted:
+            return
+        from auction_trader.live.reconcile import act, reconcile, snapshot_from_bybit  # noqa: PLC0415
+
+        snapshot = snapshot_from_bybit(positions, orders, self.config.market.instrument, ts_ms)
+        plan = self._plan()
+        if not self._recon_started:
+            self._recon_started = True
+            self.reconciler.last_check_ms = now_ms
+            verdict = reconcile(plan, snapshot, step=self.reconciler.step, tick=self.reconciler.tick)
+            self._say(f"reconciliation at start: {verdict.action}: {verdict.reason}")
+        else:
+            verdict = self.reconciler.check(plan, snapshot, now_ms, in_flight=bool(self.node.kernel.cache.orders_inflight(instrument_id=self.instrument_id)))
+        place = act(verdict, self.control, self.alerts, now_ms)
+        if place:
+            # Placing protection again is the strategy's (its lifecycle syncs the orders its plan
+            # wants); the alert tells the operator what was missing.
+            self._say(f"RECONCILIATION: protection missing on the venue: {', '.join(o.purpose for o in place)}")
+
+    def _plan(self):
+        """What our strategy holds: its open trade and its own open orders (Nautilus's cache, our
+        strategy id only; orders adopted from the venue are not the plan's)."""
+        from auction_trader.live.reconcile import Plan, PlannedOrder  # noqa: PLC0415
+
+        cache = self.node.kernel.cache
+        orders = []
+        for o in cache.orders_open(instrument_id=self.instrument_id, strategy_id=self.strategy.id):
+            tags = dict(t.split("=", 1) for t in (o.tags or []) if "=" in t)
+            orders.append(PlannedOrder(o.client_order_id.value, tags.get("purpose", ""), o.side.name, o.order_type.name, float(o.leaves_qty),
+                                       float(o.price) if o.has_price else None, float(o.trigger_price) if o.has_trigger_price else None))
+        t = getattr(self.strategy, "trade", None)
+        if t is None or getattr(t, "opened_ns", None) is None or getattr(t, "closed_ns", None) is not None or not t.open_steps:
+            return Plan(None, 0.0, orders=tuple(orders), updated_ms=self._plan_changed_ms)
+        step = float(self.strategy.instrument.size_increment)
+        return Plan("LONG" if t.candidate.direction > 0 else "SHORT", t.open_steps * step, orders=tuple(orders), updated_ms=self._plan_changed_ms)
+
+    # -- control ----------------------------------------------------------------------------------
+
+    def _poll_control(self) -> None:
+        """Answer the control rows written by ``run_live.py activate|deactivate|resolve|status``
+        (or the dashboard), on this loop, by :class:`auction_trader.live.control.Controller`'s rules."""
+        now = time.time_ns()
+        if now - getattr(self, "_control_polled", 0) < 500_000_000:
+            return
+        self._control_polled = now
+        if self.poller.poll_once():
+            self._write_status()
+
+    def _handle_control(self, command: str, args: dict):
+        """One command, with the facts the rules need brought up to date first."""
+        self.gate.warmup_minutes = self.coverage.covered(time.time_ns())
+        try:
+            flat = self._position()["side"] == "FLAT"
+        except Exception:  # no account yet: not known to be flat
+            flat = False
+        self.control.set_flat(flat)
+        return self.control.handle(command, args)
+
+    def _control_changed(self, state) -> None:
+        """Activation, deactivation, halt or resolve: checkpoint and status at once."""
+        self._say(f"control: mode {state.mode}, {'active' if state.active else 'observation'}" + (f", HALTED ({state.halt_reason})" if state.halted else ""))
+        self._write_checkpoint()
+        self._write_status()
+
+    def _write_checkpoint(self) -> None:
+        """The node's decision state (and the strategy's, when it can give one): every minute and
+        on every change."""
+        state: dict = {"node": self.gate.state()}
+        checkpoint = getattr(self.strategy, "checkpoint", None)
+        if callable(checkpoint):
+            try:
+                state["strategy"] = checkpoint()
+            except Exception:
+                log.exception("strategy checkpoint failed; the node state is stored alone")
+        self.store.write_checkpoint(state)
+
+    def _describe(self) -> dict:
+        pos = self._position()
+        return {"position": "flat" if pos["side"] == "FLAT" else f"{pos['side']} {pos['qty']:g} @ {pos['entry']:.1f}, uPnL {pos['unrealized']:+.2f}",
+                "balance": pos["balance"], "ticks": self.ticks, "late ticks": self.sequencer.late, "fills": self.fills, "pid": os.getpid()}
+
+    # -- stop ---------------------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        try:
+            if self.node is not None:
+                try:
+                    self.node.dispose()
+                except Exception:
+                    log.exception("dispose")
+            if self.poller is not None:
+                self.poller.stop()
+            if self.store is not None:
+                self._write_checkpoint()
+                self._write_status()
+            if self.paper is not None:
+                self._say(f"paper: {self.paper.ticks_fed} ticks fed, last at {self.paper.last_ts}")
+                self.paper.finish()
+            if self.recorder is not None:
+                self.recorder.close()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        finally:
+            if self.alerts is not None:
+                self.alerts.close()
+            if self.store is not None:
+                self.store.close()
+        self._say(
+            f"stopped: {self.ticks} ticks recorded, {self.sequencer.late} late (at most {self.sequencer.late_max_ms:.0f} ms behind), "
+            f"{self.fills} fills, {self.hooks.signals} minutes decided, {self.stale_alerts} stale alerts, {self.divergences} divergences",
+        )
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+
+def _auction_strategy(config: AuctionConfig, hooks: NodeHooks):
+    from auction_trader.strategies.auction_strategy import AuctionStrategy, AuctionStrategyConfig  # noqa: PLC0415
+
+    return AuctionStrategy(AuctionStrategyConfig(instrument_id=config.instrument_id, auction=config.model_dump()), hooks=hooks)
+
+
+def _hm(ts_ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts_ns / 1e9))
+
+
+def _f(v, fmt: str = ".1f") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, fmt)
+
+
+__all__ = ["LiveNode", "NodeOptions", "Endpoints", "Gate", "NodeHooks", "StartError", "api_keys", "MODES"]
