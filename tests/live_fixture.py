@@ -1,11 +1,13 @@
 """A fake live node for the dashboard's live tests: it replays the dashboard fixture's backtest run
 (``run-a``) minute by minute into a live data dir, the way a node writes one.
 
-``DIR/execution.db`` gets the contract's tables (``LIVE_CONTRACT.md``) and, per closed minute, the
-run's ``features_1m`` / ``signals_1m`` row, the fills and positions of that minute, its alerts and a
-fresh ``node_status``; ``DIR/catalog`` grows by one trade file and one quote file per minute (the
-recording), so a reader has to pick up new files. A thread answers ``control`` rows as a node does:
-activation refused before warm-up, deactivation only when active, resolve only when halted.
+``DIR/execution.db`` is created by the node's own :class:`~auction_trader.live.store.LiveStore` and
+gets, per closed minute, the run's ``features_1m`` / ``signals_1m`` row, the fills and positions of
+that minute, its alerts and a fresh ``node_status``, in one transaction (so a test knows the moment
+the minute is in the store); ``DIR/catalog`` grows by one trade file and one quote file per minute
+(the recording), so a reader has to pick up new files. A thread answers ``control`` rows with the
+node's own rules (:class:`~auction_trader.live.control.Controller`): activation refused before
+warm-up, resolve only when halted, ...
 
 Because the rows are the run's own, every figure the live view shows can be held to the run's.
 """
@@ -27,24 +29,6 @@ MIN_MS = 60_000
 MS_NS = 1_000_000
 INSTRUMENT = "BTCUSDT-LINEAR.BYBIT"
 
-# The contract's tables, as the live-ops helper's LiveStore creates them.
-DDL = [
-    "CREATE TABLE IF NOT EXISTS features_1m (ts_min INTEGER PRIMARY KEY)",
-    "CREATE TABLE IF NOT EXISTS signals_1m (ts_min INTEGER PRIMARY KEY)",
-    """CREATE TABLE IF NOT EXISTS fills (id INTEGER PRIMARY KEY AUTOINCREMENT, ts_event INTEGER NOT NULL, side TEXT, order_type TEXT,
-       price DOUBLE, qty DOUBLE, liquidity TEXT, commission DOUBLE, bid_at_fill DOUBLE, ask_at_fill DOUBLE, setup TEXT, purpose TEXT,
-       signal_ts_min INTEGER, client_order_id TEXT, trade_id, reduce_only INTEGER, mode TEXT)""",
-    """CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, type TEXT NOT NULL, mode TEXT,
-       message TEXT NOT NULL, details TEXT, delivered_ts_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 0)""",
-    """CREATE TABLE IF NOT EXISTS control (id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, command TEXT NOT NULL, args TEXT,
-       status TEXT NOT NULL DEFAULT 'pending', answer TEXT, answered_ts_ms INTEGER)""",
-    "CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), ts_ms INTEGER NOT NULL, state TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS node_status (id INTEGER PRIMARY KEY CHECK (id = 1), ts_ms INTEGER NOT NULL, mode TEXT, active INTEGER,
-       halted INTEGER, halt_reason TEXT, warmup_minutes INTEGER, warmup_needed INTEGER, position TEXT, balance DOUBLE, day_pnl DOUBLE,
-       kill_switch_limit DOUBLE, pid INTEGER)""",
-]
-
-
 def _sql_value(v):
     if isinstance(v, bool):
         return int(v)
@@ -59,7 +43,8 @@ class FakeNode:
     """Replays ``run`` (a run directory of the dashboard fixture) into ``data_dir``."""
 
     def __init__(self, run: Path, catalog: Path, data_dir: Path, first_minutes: int, warmup_needed: int, starting_balance: float) -> None:
-        from auction_trader.store import ExecutionStore  # noqa: PLC0415
+        from auction_trader.live.control import ControlState, Controller  # noqa: PLC0415
+        from auction_trader.live.store import LiveStore  # noqa: PLC0415
 
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / "execution.db"
@@ -75,18 +60,12 @@ class FakeNode:
         self.quotes_src = pq.read_table(next((catalog / "data" / "quote_tick" / INSTRUMENT).glob("*.parquet")))
         self.catalog = self.data_dir / "catalog"
         shutil.copytree(catalog / "data" / "crypto_perpetual", self.catalog / "data" / "crypto_perpetual")
-        ExecutionStore(self.db_path).close()  # positions, state_snapshots, funding as in a backtest
+        LiveStore(self.db_path).close()  # the node's schema, WAL
         self.db = sqlite3.connect(self.db_path, check_same_thread=False, timeout=10, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        for ddl in DDL:
-            self.db.execute(ddl)
         self.lock = threading.Lock()
         self.n = 0  # minutes closed
-        self.warmup_needed = warmup_needed
+        self.controller = Controller(ControlState(mode="paper", warmup_needed=warmup_needed))
         self.starting_balance = starting_balance
-        self.active = False
-        self.halted = False
-        self.halt_reason: str | None = None
         self.answer_controls = True
         self.commands: list[tuple[str, str]] = []
         self._stop = threading.Event()
@@ -165,6 +144,7 @@ class FakeNode:
                 self.db.execute("INSERT INTO alerts (ts_ms, type, mode, message, details) VALUES (?, ?, 'paper', ?, ?)", (a["ts_ms"], a["alert"], a["alert"], a["detail"]))
                 self._alert_i += 1
             self.n += 1
+            self.controller.set_warmup(self.n)
             self._status()
             self.db.execute("COMMIT")
             return time.time_ns() // 1_000_000
@@ -184,14 +164,15 @@ class FakeNode:
 
     def halt(self, reason: str) -> None:
         with self.lock:
-            self.halted, self.halt_reason, self.active = True, reason, False
+            self.controller.halt(reason)
             self._status()
 
     def _status(self) -> None:
+        s = self.controller.state
         self.db.execute(
             "INSERT OR REPLACE INTO node_status (id, ts_ms, mode, active, halted, halt_reason, warmup_minutes, warmup_needed, position, balance, day_pnl, kill_switch_limit, pid) "
             "VALUES (1, ?, 'paper', ?, ?, ?, ?, ?, ?, ?, NULL, 0.5, 4242)",
-            (time.time_ns() // 1_000_000, int(self.active), int(self.halted), self.halt_reason, self.n, self.warmup_needed, json.dumps({"side": "FLAT"}), self.balance),
+            (time.time_ns() // 1_000_000, int(s.active), int(s.halted), s.halt_reason, s.warmup_minutes, s.warmup_needed, json.dumps({"side": "FLAT"}), self.balance),
         )  # fmt: skip
 
     # -- control -----------------------------------------------------------------------------------
@@ -203,32 +184,10 @@ class FakeNode:
             with self.lock:
                 pending = self.db.execute("SELECT id, command FROM control WHERE status = 'pending' ORDER BY id").fetchall()
                 for cid, command in pending:
-                    status, answer = self._decide(command)
-                    self.commands.append((command, status))
-                    self.db.execute("UPDATE control SET status = ?, answer = ?, answered_ts_ms = ? WHERE id = ?", (status, answer, time.time_ns() // 1_000_000, cid))
+                    answer = self.controller.handle(command)
+                    self.commands.append((command, answer.status))
+                    self.db.execute("UPDATE control SET status = ?, answer = ?, answered_ts_ms = ? WHERE id = ?", (answer.status, answer.text, time.time_ns() // 1_000_000, cid))
                     self._status()
-
-    def _decide(self, command: str) -> tuple[str, str]:
-        if command == "activate":
-            if self.halted:
-                return "refused", f"halted ({self.halt_reason}): resolve first"
-            if self.n < self.warmup_needed:
-                return "refused", f"warm-up incomplete: {self.n}/{self.warmup_needed} minutes"
-            if self.active:
-                return "refused", "already active"
-            self.active = True
-            return "accepted", "trading activated"
-        if command == "deactivate":
-            if not self.active:
-                return "refused", "not active"
-            self.active = False
-            return "accepted", "trading deactivated; open positions stay managed"
-        if command == "resolve":
-            if not self.halted:
-                return "refused", "not halted"
-            self.halted, self.halt_reason = False, None
-            return "accepted", "halt resolved; activate to trade again"
-        return "answered", json.dumps({"active": self.active, "halted": self.halted})
 
     def stop(self) -> None:
         self._stop.set()

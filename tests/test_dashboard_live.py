@@ -130,19 +130,24 @@ def test_control_refused_before_warm_up_then_accepted_with_the_nodes_answers(nod
     src = LiveSource(node.data_dir, config)
     st = src.status()
     assert st["mode"] == "paper" and st["warmup"] == {"done": FIRST, "needed": WARMUP} and st["active"] is False
-    assert st["controls"]["activate"] == {"allowed": False, "reason": f"warm-up incomplete: {FIRST}/{WARMUP} minutes"}
+    refusal = f"warm-up incomplete: {FIRST} of {WARMUP} minutes"
+    assert st["controls"]["activate"] == {"allowed": False, "reason": refusal}  # the hint, by the node's rules
     with TestClient(create_app(None, live=src)) as c:
         r = c.post("/api/control/live?command=activate")
-        assert r.status_code == 409 and r.json()["reason"] == f"warm-up incomplete: {FIRST}/{WARMUP} minutes"  # the node's answer
+        assert r.status_code == 409 and r.json()["reason"] == refusal  # the node's answer
         _close(node, WARMUP)
         assert src.status()["controls"]["activate"]["allowed"] is True
         r = c.post("/api/control/live?command=activate")
-        assert r.status_code == 200 and r.json()["status"] == "accepted" and r.json()["answer"] == "trading activated"
+        assert r.status_code == 200 and r.json()["status"] == "accepted" and r.json()["answer"] == "active: paper trading enabled"
         assert src.status()["active"] is True
-        assert c.post("/api/control/live?command=resolve").json()["reason"] == "not halted"
+        assert c.post("/api/control/live?command=resolve").json()["reason"] == "not halted; nothing to resolve"
+        node.halt("position mismatch")
+        assert src.status()["controls"]["resolve"]["allowed"] is True
+        r = c.post("/api/control/live?command=resolve")
+        assert r.status_code == 200 and r.json()["answer"].startswith("halt cleared (was: position mismatch)")
         assert c.post("/api/control/live?command=explode").status_code == 400
     rows = sqlite3.connect(node.db_path).execute("SELECT command, status FROM control ORDER BY id").fetchall()
-    assert rows == [("activate", "refused"), ("activate", "accepted"), ("resolve", "refused")]
+    assert rows == [("activate", "refused"), ("activate", "accepted"), ("resolve", "refused"), ("resolve", "accepted")]
     src.close()
 
 
@@ -150,11 +155,11 @@ def test_control_without_an_answer_is_withdrawn_and_a_stale_node_is_refused_with
     src = LiveSource(node.data_dir, config)
     node.answer_controls = False
     began = time.monotonic()
-    with pytest.raises(ControlRefused, match="no answer from the node within 0 s"):
+    with pytest.raises(ControlRefused, match=r"no answer from the node within 0.3 s: is it running\? \(the command was withdrawn\)"):
         src.control("deactivate", wait_s=0.3)
     assert time.monotonic() - began < 5
     db = sqlite3.connect(node.db_path)
-    assert db.execute("SELECT status, answer FROM control").fetchall() == [("refused", "no answer from the node within 0 s (withdrawn by the dashboard)")]
+    assert db.execute("SELECT command, status FROM control").fetchall() == [("deactivate", "refused")]  # withdrawn: no node acts on it later
     with node.lock:
         node.db.execute("UPDATE node_status SET ts_ms = ts_ms - 600000")
     with pytest.raises(ControlRefused, match="s old: is it running"):

@@ -35,8 +35,9 @@ from auction_trader.dashboard.runs import MINUTE_MS, BacktestRun, Ledger, build_
 from auction_trader.dashboard.settings import DashboardSettings
 from auction_trader.dashboard.source import ControlRefused
 from auction_trader.dashboard.ticks import CatalogTicks
+from auction_trader.live.control import NO_ANSWER, REFUSED, permissions, send_command
+from auction_trader.live.store import DB_NAME, StoreReader
 
-DB_NAME = "execution.db"
 CONTROL_COMMANDS = ("activate", "deactivate", "resolve")
 #: How long ``control`` waits for the node's answer (the CLI's default too).
 CONTROL_WAIT_S = 10.0
@@ -51,45 +52,51 @@ def _now_ms() -> int:
 
 
 class _Reader:
-    """One read-only connection to the store, shared by the source's tables (one lock). Opened on
-    first use, so a dashboard may start before the node has created its store."""
+    """The live store's read-only :class:`~auction_trader.live.store.StoreReader`, shared by the
+    source's tables, opened on first use: a dashboard may start before the node created its store."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db: sqlite3.Connection | None = None
+        self.store: StoreReader | None = None
         self._lock = threading.Lock()
 
-    def _connect(self) -> sqlite3.Connection | None:
-        if self._db is None and self.path.exists():
-            self._db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False, timeout=5)
-        return self._db
+    def _open(self) -> StoreReader | None:
+        with self._lock:
+            if self.store is None and self.path.exists():
+                self.store = StoreReader(self.path)
+            return self.store
 
     def query(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
         """Rows as dicts; [] while the store or the table does not exist yet."""
-        with self._lock:
-            db = self._connect()
-            if db is None:
+        store = self._open()
+        if store is None:
+            return []
+        try:
+            return store.query(sql, params)
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
                 return []
-            try:
-                cur = db.execute(sql, params)
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    return []
-                raise
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            raise
 
     def version(self) -> int | None:
         """Changes whenever another connection commits (SQLite's ``PRAGMA data_version``)."""
-        with self._lock:
-            db = self._connect()
-            return None if db is None else int(db.execute("PRAGMA data_version").fetchone()[0])
+        store = self._open()
+        return None if store is None else int(store.query("PRAGMA data_version")[0]["data_version"])
+
+    def node_status(self) -> dict[str, Any] | None:
+        store = self._open()
+        if store is None:
+            return None
+        try:
+            return store.node_status()
+        except sqlite3.OperationalError:
+            return None
 
     def close(self) -> None:
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            if self.store is not None:
+                self.store.close()
+                self.store = None
 
 
 def _array(values: list) -> np.ndarray:
@@ -202,7 +209,6 @@ class LiveSource(BacktestRun):
         self._alert_rows = _Rows(self._reader, "alerts")
         self._funding = _Rows(self._reader, "funding")
         self._positions = _Rows(self._reader, "positions", reopen=lambda r: r.get("ts_ms_close") is None)
-        self._status_rows = _Rows(self._reader, "node_status", reopen=lambda r: True)
         self._trades_key: int | None = None
         self._trades_value: dict = {}
         self._ticks: CatalogTicks | None = None
@@ -228,15 +234,7 @@ class LiveSource(BacktestRun):
 
     def node(self) -> dict[str, Any] | None:
         """The node_status row (position as a dict, flags as bools), None before the node wrote one."""
-        rows = self._status_rows.get()
-        if not rows:
-            return None
-        row = dict(rows[-1])
-        pos = row.get("position")
-        row["position"] = json.loads(pos) if isinstance(pos, str) and pos else pos
-        for flag in ("active", "halted"):
-            row[flag] = None if row.get(flag) is None else bool(row[flag])
-        return row
+        return self._reader.node_status()
 
     def ticks(self) -> CatalogTicks:
         with self._ticks_lock:
@@ -319,25 +317,14 @@ class LiveSource(BacktestRun):
             return {"mode": None, "active": None, "halted": False, "halt_reason": None, "warmup": None, "updated_ms": None,
                     "controls": {c: {"allowed": False, "reason": reason} for c in CONTROL_COMMANDS}}  # fmt: skip
         done, needed = node.get("warmup_minutes"), node.get("warmup_needed")
-        warmed = done is not None and needed is not None and done >= needed
         age_s = (_now_ms() - int(node["ts_ms"])) / 1000 if node.get("ts_ms") is not None else None
-        stale = age_s is None or age_s > STALE_STATUS_S
         halted, active = bool(node.get("halted")), bool(node.get("active"))
-
-        def why(allowed: bool, reason: str | None) -> dict[str, Any]:
-            if stale:
-                return {"allowed": False, "reason": f"the node's last status is {age_s or 0:.0f} s old: is it running?"}
-            return {"allowed": allowed, "reason": None if allowed else reason}
-
-        controls = {
-            "activate": why(
-                not active and not halted and warmed,
-                "already active" if active else f"halted ({node.get('halt_reason') or 'no reason given'}): resolve first" if halted
-                else f"warm-up incomplete: {done}/{needed} minutes",
-            ),  # fmt: skip
-            "deactivate": why(active, "not active"),
-            "resolve": why(halted, "not halted"),
-        }
+        # The node's own rules on its last status row (live.control.permissions); the node's answer
+        # to the command stays the authority.
+        controls = permissions(node)
+        if age_s is None or age_s > STALE_STATUS_S:
+            stale = {"allowed": False, "reason": f"the node's last status is {age_s or 0:.0f} s old: is it running?"}
+            controls = {c: dict(stale) for c in CONTROL_COMMANDS}
         return {
             "mode": node.get("mode"), "active": active, "halted": halted, "halt_reason": node.get("halt_reason"),
             "warmup": None if needed is None else {"done": done, "needed": needed}, "updated_ms": node.get("ts_ms"),
@@ -346,31 +333,21 @@ class LiveSource(BacktestRun):
         }  # fmt: skip
 
     def control(self, command: str, wait_s: float = CONTROL_WAIT_S) -> dict[str, Any]:
-        """Write a ``control`` row and wait for the node's answer. The node decides (the hints in
+        """Write a ``control`` row and wait for the node's answer, as ``run_live.py activate`` does
+        (:func:`auction_trader.live.control.send_command`). The node decides (the hints in
         :meth:`status` may be a poll behind); a row no node answers in ``wait_s`` is withdrawn, so
         that a node started later does not act on it."""
         if command not in CONTROL_COMMANDS:
             raise ValueError(f"command {command!r}: {', '.join(CONTROL_COMMANDS)}")
         st = self.status()
         if st["updated_ms"] is None or (_now_ms() - int(st["updated_ms"])) / 1000 > STALE_STATUS_S:
-            raise ControlRefused(st["controls"][command]["reason"])
-        control_id = submit_control(self.db_path, command)
-        deadline = time.monotonic() + wait_s
-        row: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            rows = self._reader.query("SELECT status, answer, answered_ts_ms FROM control WHERE id = ?", (control_id,))
-            row = rows[0] if rows else {}
-            if row.get("status") not in (None, "pending"):
-                break
-            time.sleep(0.05)
-        else:
-            if withdraw_control(self.db_path, control_id, f"no answer from the node within {wait_s:.0f} s (withdrawn by the dashboard)"):
-                raise ControlRefused(f"no answer from the node within {wait_s:.0f} s: is it running?")
-            rows = self._reader.query("SELECT status, answer, answered_ts_ms FROM control WHERE id = ?", (control_id,))
-            row = rows[0] if rows else {}
-        if row.get("status") == "refused":
-            raise ControlRefused(row.get("answer") or "refused by the node")
-        return {"id": control_id, "command": command, "status": row.get("status"), "answer": row.get("answer")}
+            raise ControlRefused(st["controls"][command]["reason"])  # nobody would answer: write nothing
+        reply = send_command(self.path, command, {}, wait_s)
+        if reply.status == NO_ANSWER:
+            raise ControlRefused(f"no answer from the node within {wait_s:g} s: is it running? (the command was withdrawn)")
+        if reply.status == REFUSED:
+            raise ControlRefused(reply.answer or "refused by the node")
+        return {"id": reply.id, "command": command, "status": reply.status, "answer": reply.answer}
 
     # -- feeds ---------------------------------------------------------------------------------
 
@@ -435,28 +412,3 @@ class LiveSource(BacktestRun):
 
     def close(self) -> None:
         self._reader.close()
-
-
-def submit_control(db_path: Path, command: str, args: dict | None = None) -> int:
-    """Insert a pending ``control`` row (its own short connection: the one write the dashboard
-    makes; WAL lets it commit between the node writer's transactions). Returns its id."""
-    if not Path(db_path).exists():
-        raise ControlRefused(f"{db_path}: no live store here (wrong --data-dir, or the node never ran)")
-    db = sqlite3.connect(str(db_path), timeout=10)
-    try:
-        with db:
-            cur = db.execute("INSERT INTO control (ts_ms, command, args, status) VALUES (?, ?, ?, 'pending')", (_now_ms(), command, json.dumps(args or {}, sort_keys=True)))
-        return int(cur.lastrowid)
-    finally:
-        db.close()
-
-
-def withdraw_control(db_path: Path, control_id: int, answer: str) -> bool:
-    """Mark a still-pending control row refused; False when the node answered it meanwhile."""
-    db = sqlite3.connect(str(db_path), timeout=10)
-    try:
-        with db:
-            cur = db.execute("UPDATE control SET status = 'refused', answer = ?, answered_ts_ms = ? WHERE id = ? AND status = 'pending'", (answer, _now_ms(), int(control_id)))
-        return cur.rowcount == 1
-    finally:
-        db.close()
