@@ -56,7 +56,7 @@
 
   function status(st) {
     if (!st) return;
-    S.status = st;
+    S.info.status = st;  // header() redraws from it
     const bits = [];
     if (S.info.kind === "live") {
       $("mode").textContent = st.mode || "no node";
@@ -135,7 +135,8 @@
     const ts = S.m.ts_min[S.idx], n = Number($("fp-minutes").value);
     const start = Math.max(S.m.ts_min[0], ts - (n - 1) * MIN);
     const rows = Number($("fp-rows").value);
-    const asked = pre && n === 15 && rows === 24 && S.fpSide === "inferred" ? AT.read(pre) : AT.get(API("footprint", `?start=${start}&end=${ts}&side=${S.fpSide}&rows=${rows}`));
+    const url = API("footprint", `?start=${start}&end=${ts}&side=${S.fpSide}&rows=${rows}`);
+    const asked = pre && n === 15 && rows === 24 && S.fpSide === "inferred" ? AT.read(pre) : AT.get(url);  // pre: asked with these
     return asked.then((fp) => { S.fp = fp; drawFootprint(); })
       .catch((e) => AT.fail($("footprint"), e));
   }
@@ -335,27 +336,36 @@
     const pre = window.AT_PRE || {};
     (pre.alerts ? AT.read(pre.alerts) : AT.get(API("alerts"))).then((a) => { S.alertsLoaded = a; feeds(); }).catch(() => {});
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/run/${AT.enc(KEY)}`);
-    ws.onmessage = async (ev) => {
-      const msg = JSON.parse(ev.data);
-      const received = Date.now();
-      if (msg.status) status(msg.status);
-      if (msg.type === "status" && msg.alerts && msg.alerts.length) { S.alertsLoaded = (S.alertsLoaded || []).concat(msg.alerts); feeds(); }
-      if (msg.type !== "minutes") return;
-      const atHead = S.idx === S.m.ts_min.length - 1 || $("follow").checked;
-      const add = msg.minutes, last = S.m.ts_min[S.m.ts_min.length - 1];
-      const keep = add.ts_min.map((t) => t > last);
-      for (const k of Object.keys(S.m)) if (add[k]) S.m[k] = S.m[k].concat(add[k].filter((_, i) => keep[i]));
-      S.alertsLoaded = (S.alertsLoaded || []).concat(msg.alerts || []);
-      S.marks = await AT.get(API("markers"));
-      S.info.last_minute = msg.head; S.info.minutes = S.m.ts_min.length;
-      $("slider").max = S.m.ts_min.length - 1;
-      header(); drawFlow(); drawEquity(); tradesTable();
-      await select(atHead ? S.m.ts_min.length - 1 : S.idx, true);
-      window.AT_PUSHED = (window.AT_PUSHED || 0) + 1;
-      // For the tests: wall-clock ms when the newest minute arrived and when it was drawn.
-      window.AT_PUSH = { head: msg.head, received, drawn: Date.now() };
-    };
+    // Messages are handled one after the other (a handler awaits the server), never interleaved.
+    let queue = Promise.resolve();
+    ws.onmessage = (ev) => { const received = Date.now(); queue = queue.then(() => onPush(JSON.parse(ev.data), received)).catch((e) => AT.fail($("status"), e)); };
     window.AT_WS = ws;
+  }
+
+  async function onPush(msg, received) {
+    if (msg.status) status(msg.status);
+    if (msg.type === "status" && msg.alerts && msg.alerts.length) { S.alertsLoaded = (S.alertsLoaded || []).concat(msg.alerts); feeds(); }
+    if (msg.type !== "minutes") return;
+    const atHead = S.idx === S.m.ts_min.length - 1 || $("follow").checked;
+    const add = msg.minutes, last = S.m.ts_min[S.m.ts_min.length - 1];
+    const keep = add.ts_min.map((t) => t > last);
+    for (const k of Object.keys(S.m)) if (add[k]) S.m[k] = S.m[k].concat(add[k].filter((_, i) => keep[i]));
+    S.alertsLoaded = (S.alertsLoaded || []).concat(msg.alerts || []);
+    const idx = atHead ? S.m.ts_min.length - 1 : S.idx, ts = S.m.ts_min[idx];
+    // Everything the redraw needs is asked for at once; each chart is then drawn once.
+    const ask = (what, q) => fetch(API(what, q), { credentials: "same-origin" });
+    const n = Number($("fp-minutes").value), start = Math.max(S.m.ts_min[0], ts - (n - 1) * MIN);
+    const pre = { ts, state: ask("state", `?ts=${ts}`), profile: S.info.catalog_available ? ask("profile", `?ts=${ts}`) : null,
+      footprint: S.info.catalog_available ? ask("footprint", `?start=${start}&end=${ts}&side=${S.fpSide}&rows=${$("fp-rows").value}`) : null };
+    S.marks = await AT.get(API("markers"));
+    S.info.last_minute = msg.head; S.info.minutes = S.m.ts_min.length;
+    $("slider").max = S.m.ts_min.length - 1;
+    S.idx = idx;
+    header(); drawFlow(); drawEquity(); tradesTable();
+    await select(idx, true, pre);
+    window.AT_PUSHED = (window.AT_PUSHED || 0) + 1;
+    // For the tests: wall-clock ms when the newest minute arrived and when it was drawn.
+    window.AT_PUSH = { head: msg.head, received, drawn: Date.now() };
   }
 
   // -- controls ---------------------------------------------------------------------------------------------
