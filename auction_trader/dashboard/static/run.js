@@ -67,9 +67,11 @@
       bits.push(`<span id="warmup" title="minutes of history the engine needs before it may trade">warm-up ${w.done ?? "-"}/${w.needed} min` +
         `<span class="gauge inline"><span style="width:${w.needed ? (100 * done / w.needed).toFixed(0) : 100}%"></span></span></span>`);
     }
+    if (S.info.kind === "live" && st.updated_ms) bits.push(`<span id="status-age" data-ms="${st.updated_ms}"></span>`);
     if (st.halted) bits.push(`<span class="badge halted" title="${AT.esc(st.halt_reason || "")}">HALTED</span> <span class="err">${AT.esc(st.halt_reason || "")}</span>`);
     if (S.info.kind === "backtest") bits.push("finished run: move the slider to replay it");
     $("status").innerHTML = bits.join(" · ");
+    statusAge();
     // Control buttons exist only where a live node is attached. Each says (hover) why it would be
     // refused now; a click asks the node all the same, and its answer is shown beside them.
     const el = $("controls");
@@ -86,6 +88,16 @@
     }
     if (!$("control-answer")) { const a = document.createElement("span"); a.id = "control-answer"; a.className = "note"; el.appendChild(a); }
   }
+
+  // How old the node's status is, ticking: a node that stopped writing shows it here.
+  function statusAge() {
+    const el = $("status-age"); if (!el) return;
+    const age = Math.max(0, (Date.now() - Number(el.dataset.ms)) / 1000);
+    el.textContent = `status ${age < 90 ? `${age.toFixed(0)} s` : `${(age / 60).toFixed(0)} min`} ago`;
+    el.className = age > 150 ? "err" : "dim";
+    el.title = age > 150 ? "the node writes its status every minute: it is not running, or not writing" : "the node writes its status every minute and on change";
+  }
+  setInterval(statusAge, 1000);
 
   async function control(cmd) {
     const out = $("control-answer");
