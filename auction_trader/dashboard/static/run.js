@@ -191,9 +191,20 @@
       `${AT.esc(f.setup || "")} · ${f.order_type} · ${f.liquidity} · fee ${AT.num(f.commission, 4)}<br>bid ${AT.num(f.bid, 1)} / ask ${AT.num(f.ask, 1)} · ${AT.time(f.ts_ms)}`;
   }
 
+  // The price and order-flow charts hold the minutes around the selected one, not the whole run:
+  // a 48-hour live store is 2,880 candles, and the view shows 270 of them. The window moves in
+  // 60-minute steps (so most slider steps only move the cursor) and keeps 270 minutes before and
+  // 90 after the selected minute, more than what is on screen.
+  function win() {
+    const n = S.m.ts_min.length, a = Math.max(0, Math.floor((S.idx - 270) / 60) * 60);
+    return [a, Math.min(n, a + 420)];
+  }
+  function part(a, b) { const out = {}; for (const [k, v] of Object.entries(S.m)) out[k] = v.slice(a, b); return out; }
+
   function drawPrice() {
-    const m = S.m, x = m.ts_min, ts = x[S.idx];
-    const lo = Math.max(0, S.idx - 239), hi = Math.min(x.length - 1, S.idx + 30);
+    const [a, b] = win(), m = part(a, b), x = m.ts_min, idx = S.idx - a, ts = x[idx];
+    const t0 = x[0], t1 = x[x.length - 1] + MIN;
+    const lo = Math.max(0, idx - 239), hi = Math.min(x.length - 1, idx + 30);
     const traces = [{
       type: "candlestick", x, open: m.open, high: m.high, low: m.low, close: m.close, name: "price", hoverinfo: "x+y",
       increasing: { line: { color: COLORS.green, width: 1 } }, decreasing: { line: { color: COLORS.red, width: 1 } },
@@ -203,13 +214,13 @@
         traces.push({ type: "scatter", mode: "lines", x, y: m[k], name, line: { color: c, width: k === "poc" ? 1.5 : 1.2, shape: "hv", dash: k === "poc" ? "dot" : "solid" }, hovertemplate: `${name} %{y:.1f}<extra></extra>` });
     }
     if (S.show.marks) {
-      const f = S.marks.fills;
+      const f = S.marks.fills.filter((q) => q.ts_ms >= t0 && q.ts_ms < t1);
       traces.push({
         type: "scatter", mode: "markers", name: "fills", x: f.map((q) => q.ts_ms), y: f.map((q) => q.price), hovertext: f.map(fillText), hoverinfo: "text",
         marker: { size: 11, symbol: f.map((q) => (FILL_SYMBOL[q.purpose] || "square") + (q.purpose === "entry" && q.side === "SELL" ? "" : "")).map((s, j) => (s === "triangle-up" && f[j].side === "SELL" ? "triangle-down" : s)),
           color: f.map((q) => (q.side === "BUY" ? COLORS.green : COLORS.red)), line: { color: "#e6edf3", width: 1 } },
       });
-      const sg = S.marks.signals;
+      const sg = S.marks.signals.filter((q) => q.ts_min >= t0 && q.ts_min < t1);
       traces.push({
         type: "scatter", mode: "markers", name: "signals", x: sg.map((s) => s.ts_min + MIN), y: sg.map((s) => s.close),
         hovertext: sg.map((s) => `<b>${AT.esc(s.action)}</b> · ${AT.esc(s.reason)}<br>fired: ${AT.esc(s.fired.join(", ") || "-")}${s.stop ? `<br>stop ${AT.num(s.stop, 1)} · TP1 ${AT.num(s.tp1, 1)} · TP2 ${AT.num(s.tp2, 1)}` : ""}<br>${AT.time(s.ts_min)}`),
@@ -252,6 +263,7 @@
     const c = cursorShape();
     for (const id of ["flow", "equity"]) {
       const el = $(id); if (!el.layout) continue;
+      if (id === "flow" && el.dataset.win !== win().join(",")) { drawFlow(); continue; }  // the window moved
       if ((el.layout.shapes || []).some((s) => s.name === "cursor" && s.x0 === c.x0)) continue;  // drawn there already
       Plotly.relayout(el, { shapes: [...(el.layout.shapes || []).filter((s) => s.name !== "cursor"), c], "xaxis.range": cursorRange() });
     }
@@ -260,7 +272,8 @@
   // -- order flow --------------------------------------------------------------------------------------
 
   function drawFlow() {
-    const m = S.m, x = m.ts_min, c = S.info.config, th = S.info.thresholds;
+    const [a, b] = win(), m = part(a, b), x = m.ts_min, c = S.info.config, th = S.info.thresholds;
+    $("flow").dataset.win = `${a},${b}`;
     const hl = (y, yref, color, dash = "dash") => ({ type: "line", xref: "paper", x0: 0, x1: 1, yref, y0: y, y1: y, line: { color, width: 1, dash } });
     const traces = [
       { type: "bar", x, y: m.of_1m, yaxis: "y", name: "OF_1m", marker: { color: m.of_1m.map((v) => (v >= 0 ? COLORS.green : COLORS.red)) }, hovertemplate: "OF_1m %{y:.3f}<extra></extra>" },
