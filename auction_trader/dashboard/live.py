@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from auction_trader.dashboard.runs import MINUTE_MS, BacktestRun, Ledger, build_ledger
+from auction_trader.dashboard.runs import BacktestRun, Ledger, build_ledger
 from auction_trader.dashboard.settings import DashboardSettings
 from auction_trader.dashboard.source import ControlRefused
 from auction_trader.dashboard.ticks import CatalogTicks
