@@ -217,3 +217,14 @@ def test_a_store_that_does_not_exist_yet(tmp_path, config):
         assert c.get("/api/run/live").json()["minutes"] == 0
         assert c.get("/api/minutes/live").status_code == 404
         assert c.post("/api/control/live?command=activate").status_code == 409
+
+
+def test_cli_refuses_a_missing_data_dir_or_a_bad_config(tmp_path, capsys):
+    from auction_trader.dashboard.__main__ import main  # noqa: PLC0415
+
+    assert main(["--data-dir", str(tmp_path / "nope")]) == 1
+    assert "--data-dir" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("value_area:\n  rolling_window_minutes: -3\n")
+    assert main(["--data-dir", str(tmp_path), "--config", str(bad)]) == 1
+    assert "rolling_window_minutes" in capsys.readouterr().err
