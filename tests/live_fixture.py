@@ -71,7 +71,8 @@ class FakeNode:
         self._stop = threading.Event()
         self._fill_i = self._alert_i = 0
         self.balance = starting_balance
-        self._write_ticks(None, self.features[first_minutes - 1]["ts_min"] + MIN_MS)
+        if first_minutes:
+            self._write_ticks(None, self.features[first_minutes - 1]["ts_min"] + MIN_MS)
         for _ in range(first_minutes):
             self._close(write_ticks=False)
         self._thread = threading.Thread(target=self._answer_loop, name="fake-node", daemon=True)
@@ -110,7 +111,7 @@ class FakeNode:
         ts = row["ts_min"]
         close_ns = (ts + MIN_MS) * MS_NS
         if write_ticks:
-            self._write_ticks(ts, ts + MIN_MS)
+            self._write_ticks(None if self.n == 0 else ts, ts + MIN_MS)  # the first file holds everything before
         with self.lock:
             self.db.execute("BEGIN")
             self._insert_dynamic("features_1m", row)

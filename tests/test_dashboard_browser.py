@@ -241,3 +241,27 @@ def test_live_node_view_refuses_activation_before_warm_up_and_shows_a_new_minute
     finally:
         handle.stop()
         node.stop()
+
+
+def test_live_view_opened_before_the_first_minute_draws_it_when_it_closes(dash, browser, tmp_path):  # noqa: F811
+    import json  # noqa: PLC0415
+
+    from auction_trader.config import AuctionConfig  # noqa: PLC0415
+    from auction_trader.dashboard.app import serve_in_thread  # noqa: PLC0415
+    from tests.dashboard_fixture import SHORT  # noqa: PLC0415
+    from tests.live_fixture import FakeNode  # noqa: PLC0415
+
+    starting = json.loads((dash.run / "metrics.json").read_text())["starting_balance"]
+    node = FakeNode(dash.run, dash.catalog, tmp_path / "live", 0, 30, starting)
+    handle = serve_in_thread(node.data_dir, "127.0.0.1", 0, config=AuctionConfig().with_overrides([f"{k}={v}" for k, v in SHORT.items()]))
+    try:
+        open_page(browser, handle.url)
+        assert browser.execute_script("return document.getElementById('tlabel').textContent") == "waiting for the first closed minute"
+        for _ in range(3):
+            node.close_minute()
+        wait(browser, f"return window.AT_PUSH && window.AT_PUSH.head === {node.head}", "the first minutes", seconds=15)
+        assert browser.execute_script("return document.getElementById('price').data[0].x.length") == 3
+        assert console_errors(browser) == []
+    finally:
+        handle.stop()
+        node.stop()

@@ -215,7 +215,9 @@ def test_a_store_that_does_not_exist_yet(tmp_path, config):
     assert "is the node running" in src.status()["controls"]["activate"]["reason"]
     with TestClient(create_app(None, live=src)) as c:
         assert c.get("/api/run/live").json()["minutes"] == 0
-        assert c.get("/api/minutes/live").status_code == 404
+        empty = c.get("/api/minutes/live").json()
+        assert empty["ts_min"] == [] and empty["equity"] == []  # the page opens empty and waits
+        assert c.get("/api/markers/live").json() == {"signals": [], "fills": [], "trades": []}
         assert c.post("/api/control/live?command=activate").status_code == 409
 
 

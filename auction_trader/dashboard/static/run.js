@@ -26,6 +26,12 @@
       if (wanted) idx = Math.max(0, m.ts_min.findIndex((t) => t >= wanted));
       else if (info.initial_minute !== null && info.initial_minute !== undefined) idx = indexOf(info.initial_minute);
       if (info.kind === "live") $("follow").checked = true;
+      if (n === 0) {  // a node that has not closed a minute yet: wait for the first one
+        $("tlabel").textContent = "waiting for the first closed minute";
+        connect();
+        window.AT_READY = true; window.AT_LOAD_MS = window.AT_FIRST_MS = performance.now();
+        return;
+      }
       S.idx = Math.max(0, idx);
       // What the eye lands on first (the price chart with its profile, the tiles), then the rest.
       const first = pre.first ? await pre.first : null;
@@ -371,8 +377,9 @@
     if (msg.status) status(msg.status);
     if (msg.type === "status" && msg.alerts && msg.alerts.length) { S.alertsLoaded = (S.alertsLoaded || []).concat(msg.alerts); feeds(); }
     if (msg.type !== "minutes") return;
-    const atHead = S.idx === S.m.ts_min.length - 1 || $("follow").checked;
-    const add = msg.minutes, last = S.m.ts_min[S.m.ts_min.length - 1];
+    const empty = S.m.ts_min.length === 0;
+    const atHead = empty || S.idx === S.m.ts_min.length - 1 || $("follow").checked;
+    const add = msg.minutes, last = empty ? -Infinity : S.m.ts_min[S.m.ts_min.length - 1];
     const keep = add.ts_min.map((t) => t > last);
     for (const k of Object.keys(S.m)) if (add[k]) S.m[k] = S.m[k].concat(add[k].filter((_, i) => keep[i]));
     S.alertsLoaded = (S.alertsLoaded || []).concat(msg.alerts || []);
