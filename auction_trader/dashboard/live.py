@@ -188,6 +188,21 @@ def _trades_from_positions(positions: list[dict]) -> dict[str, np.ndarray]:
     return {c: np.asarray(v, dtype=object) for c, v in cols.items()}
 
 
+class _Trades:
+    """The round trips, rebuilt when the positions rows change."""
+
+    def __init__(self, positions: _Rows) -> None:
+        self.positions = positions
+        self._key: int | None = None
+        self._value: dict[str, np.ndarray] = {}
+
+    def get(self) -> dict[str, np.ndarray]:
+        rows = self.positions.get()
+        if self._key != id(rows):
+            self._value, self._key = _trades_from_positions(rows), id(rows)
+        return self._value
+
+
 class LiveSource(BacktestRun):
     """A live node's data dir as a :class:`~auction_trader.dashboard.source.TradingSource`."""
 
@@ -200,6 +215,7 @@ class LiveSource(BacktestRun):
         self.key = key
         self.settings = settings or DashboardSettings()
         self.auction_config = config if config is not None else AuctionConfig()
+        self._flat = self.auction_config.flat()
         self.db_path = self.path / DB_NAME
         self.catalog_path = self.path / "catalog"
         self._reader = _Reader(self.db_path)
@@ -209,8 +225,7 @@ class LiveSource(BacktestRun):
         self._alert_rows = _Rows(self._reader, "alerts")
         self._funding = _Rows(self._reader, "funding")
         self._positions = _Rows(self._reader, "positions", reopen=lambda r: r.get("ts_ms_close") is None)
-        self._trades_key: int | None = None
-        self._trades_value: dict = {}
+        self._trades = _Trades(self._positions)
         self._ticks: CatalogTicks | None = None
         self._ticks_checked = 0.0
         self._ticks_lock = threading.Lock()
@@ -222,7 +237,7 @@ class LiveSource(BacktestRun):
 
     @property
     def config(self) -> dict:
-        return self.auction_config.flat()
+        return self._flat
 
     @property
     def metrics(self) -> dict:
@@ -359,20 +374,6 @@ class LiveSource(BacktestRun):
     def version(self) -> int | None:
         """Changes when the node commits anything: the push loop skips its reads otherwise."""
         return self._reader.version()
-
-    @property
-    def _trades(self):  # the round trips, from the positions the node closed
-        positions = self._positions.get()
-        outer = self
-
-        class _Get:
-            def get(self) -> dict:
-                if outer._trades_key != id(positions):
-                    outer._trades_value = _trades_from_positions(positions)
-                    outer._trades_key = id(positions)
-                return outer._trades_value
-
-        return _Get()
 
     def alerts(self, since: int | None) -> list[dict[str, Any]]:
         out = []
