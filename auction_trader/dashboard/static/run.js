@@ -55,7 +55,7 @@
     $("name").textContent = i.key;
     $("mode").textContent = i.kind === "live" ? (i.status || {}).mode || "live" : "backtest";
     $("badges").innerHTML = (run.synthetic_data ? '<span class="badge synthetic">synthetic data</span> ' : "") + `<span class="badge">${AT.esc(run.instrument || "")}</span>`;
-    $("ident").textContent = `run ${run.run_id || "?"} · ${AT.time(i.first_minute)} → ${AT.time(i.last_minute)} UTC · ${i.minutes} minutes`;
+    $("ident").textContent = `${i.kind === "live" ? "live node" : `run ${run.run_id || "?"}`} · ${AT.time(i.first_minute)} → ${AT.time(i.last_minute)} UTC · ${i.minutes} minutes`;
     status(i.status);
     if (!i.catalog_available) $("profile-note").innerHTML = `<span class="err">profile and footprint unavailable: ${AT.esc(i.catalog_error)}</span>`;
   }
