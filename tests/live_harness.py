@@ -77,10 +77,10 @@ class NodeProcess:
             time.sleep(0.1)
         return None
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGINT, then wait (bounded); kills it if it does not stop and fails loudly."""
+    def stop(self, timeout: float = 30.0, sig: int = signal.SIGINT) -> int:
+        """SIGINT (or ``sig``), then wait (bounded); kills it if it does not stop and fails loudly."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(sig)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

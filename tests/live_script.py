@@ -20,7 +20,8 @@ SCRIPT_ENV = "AUCTION_TEST_SCRIPT"
 
 
 class OneEntryEngine(SignalEngine):
-    """``script``: {"enter_ts_min": ms, "direction": 1 | -1, "stop_ticks": n, "tp1_ticks": n, "tp2_ticks": n}."""
+    """``script``: {"enter_ts_min": ms, "direction": 1 | -1, "stop_ticks": n, "tp1_ticks": n, "tp2_ticks": n,
+    "at": "touch" | "passive"}; levels are ticks from the entry price."""
 
     script: dict
 
@@ -32,7 +33,9 @@ class OneEntryEngine(SignalEngine):
             forced = Decision(HOLD, "NOT_SCRIPTED")
         if m.ts_min == s["enter_ts_min"]:
             d = int(s.get("direction", 1))
-            entry = m.ask if d == 1 else m.bid
+            # "touch": a long enters at the ask (marketable); "passive": at the bid (a resting limit)
+            passive = s.get("at", "touch") == "passive"
+            entry = (m.bid if passive else m.ask) if d == 1 else (m.ask if passive else m.bid)
             tick = self.tick
             c = Candidate("breakin", d, entry, entry - d * s["stop_ticks"] * tick, entry + d * s["tp1_ticks"] * tick, entry + d * s["tp2_ticks"] * tick)
             forced = Decision(ENTER_LONG if d == 1 else ENTER_SHORT, "SCRIPTED", c)

@@ -86,6 +86,9 @@ DESIGN_DEFAULTS = {
     "breakout_tp2_va_mult": 1.0,
     "max_daily_loss": 0.05,
     "starting_balance": 10_000.0,
+    # the live node's (README "Live"): staleness watchdog and the minute's grace for late ticks
+    "data_stale_seconds": 10.0,
+    "minute_grace_ms": 500,
 }
 
 

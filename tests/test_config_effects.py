@@ -109,7 +109,8 @@ OUTPUT_FILES = {
 }
 FIXED = {"instrument": "ETHUSDT", "exchange": "binance", "timeframe": "5m", "margin_mode": "isolated"}
 GRID = {"backtest_workers": ("auto", 3)}
-LIVE = {"require_manual_activation"}
+# the live node's: tests/test_live_shadow.py (data_stale_seconds), tests/test_live_paper_venue.py (the grace)
+LIVE = {"require_manual_activation", "data_stale_seconds", "minute_grace_ms"}
 
 
 def test_every_key_is_accounted_for():

@@ -303,3 +303,24 @@ def test_send_command_api(tmp_path):
     assert (r.status, r.answer) == (NO_ANSWER, None)
     with pytest.raises(ValueError, match="timeout must be positive"):
         send_command(tmp_path, "status", timeout=0)
+
+
+def test_poller_refuses_a_command_read_after_its_senders_deadline(tmp_path):
+    from auction_trader.live.control import DEADLINE_KEY
+
+    store = LiveStore(tmp_path)
+    try:
+        late = submit_control(tmp_path, "activate", {DEADLINE_KEY: 50_000}, ts_ms=40_000)
+        awaited = submit_control(tmp_path, "status", {DEADLINE_KEY: 70_000}, ts_ms=55_000)
+        seen = []
+        poller = ControlPoller(store, lambda c, a: (seen.append((c, a)), Controller(ControlState(mode="paper")).handle(c, a))[1],
+                               clock=lambda: 60_000)
+        assert poller.poll_once() == 2
+        store.flush()
+        r = {row["id"]: row for row in store.rows("control")}
+        assert r[late]["status"] == REFUSED and r[late]["answer"] == "expired: sent 20 s ago and no longer awaited; not acted on"
+        assert r[awaited]["status"] == ANSWERED
+        assert seen == [("status", {})]  # the deadline is not an argument of the command
+        poller.stop()
+    finally:
+        store.close()

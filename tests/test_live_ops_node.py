@@ -102,6 +102,14 @@ class OpsNode(NodeProcess):
         self._reader.start()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _wait(fn, timeout: float):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -117,7 +125,9 @@ def test_live_position_changed_behind_the_nodes_back_halts_once_and_stays_halted
     data = tmp_path / "live"
     args = ["--live", "--yes-i-mean-live", "--environment", "demo", "--data-dir", str(data), *endpoint_args(s),
             *[a for x in SETTINGS for a in ("--set", x)]]
-    env = {"BYBIT_API_KEY_DEMO": s.api_key, "BYBIT_API_SECRET_DEMO": s.api_secret, "AUCTION_TEST_RECONCILE_S": "1"}
+    # The webhook (a secret: its path is the token) points where nothing listens: alerts are retried.
+    hook = f"http://127.0.0.1:{_free_port()}/hook/SENTINEL-hook-token-4d1c"
+    env = {"BYBIT_API_KEY_DEMO": s.api_key, "BYBIT_API_SECRET_DEMO": s.api_secret, "AUCTION_TEST_RECONCILE_S": "1", "ALERT_WEBHOOK_URL": hook}
     d = ["--data-dir", str(data), "--timeout", "20"]
     node = restarted = None
     try:
@@ -141,6 +151,7 @@ def test_live_position_changed_behind_the_nodes_back_halts_once_and_stays_halted
         assert "resolve accepted: halt cleared (was: position mismatch: venue LONG 0.002, plan flat)" in capsys.readouterr().out
         time.sleep(3)  # checks resume: venue and plan agree now
         assert "HALTED (position" not in "\n".join(restarted.lines[-5:])
+        assert s.orders_received() == 0  # the node never traded against the manual position
     finally:
         rc = restarted.stop() if restarted is not None else None
         if node is not None and node.proc.poll() is None:
@@ -149,4 +160,35 @@ def test_live_position_changed_behind_the_nodes_back_halts_once_and_stays_halted
     assert rc == 0, restarted.output[-3000:]
     kinds = [a["type"] for a in rows(data, "alerts") if a["type"] in ("position_mismatch", "halt", "resolve")]
     assert kinds == ["position_mismatch", "halt", "resolve"]
-    assert s.orders_received() == 0
+    # the webhook never answered: all kept in the outbox, the first retried (the others wait behind it, in order)
+    outbox = rows(data, "alerts")
+    assert [a["delivered_ts_ms"] for a in outbox] == [None] * 3 and outbox[0]["attempts"] >= 2 and outbox[1]["attempts"] == 0
+    # no secret anywhere: node output, store (with its WAL), recording
+    for secret in (s.api_secret, "SENTINEL-hook-token-4d1c"):
+        assert secret not in node.output and secret not in restarted.output
+        for f in data.rglob("*"):
+            if f.is_file():
+                assert secret.encode() not in f.read_bytes(), f
+
+
+def test_live_manual_fill_halts_at_once(tmp_path):
+    """A market order placed on the venue by hand fills: the node halts on that fill alone (the
+    periodic check is set far away here, so only the fill can be what halted it)."""
+    s = standin_mod.StandIn(seed=7, port=0).start()
+    data = tmp_path / "live"
+    args = ["--live", "--yes-i-mean-live", "--environment", "demo", "--data-dir", str(data), *endpoint_args(s),
+            *[a for x in SETTINGS for a in ("--set", x)]]
+    env = {"BYBIT_API_KEY_DEMO": s.api_key, "BYBIT_API_SECRET_DEMO": s.api_secret, "AUCTION_TEST_RECONCILE_S": "600"}
+    node = None
+    try:
+        node = OpsNode(args, env)
+        assert node.wait_for(r"reconciliation at start: MATCH", 60), node.output[-3000:]
+        s.seed_order(side="Buy", orderType="Market", qty="0.001", orderLinkId="by-hand-1")
+        assert node.wait_for(r"HALTED \(fill of an order the plan does not own: by-hand-1 \(manual trade\?\)\)", 30), node.output[-3000:]
+        assert s.orders_received() == 0
+    finally:
+        rc = node.stop() if node is not None else None
+        s.stop()
+    assert rc == 0, node.output[-3000:]
+    assert [a["type"] for a in rows(data, "alerts") if a["type"] in ("position_mismatch", "halt")] == ["position_mismatch", "halt"]
+    assert rows(data, "orders") == [], "an order placed by hand is not ours to store"

@@ -212,3 +212,12 @@ def test_a_bad_row_inside_a_batch_drops_only_itself(tmp_path):
     finally:
         blocker.close()
         s.close()
+
+
+def test_a_new_data_dir_gets_its_execution_db(tmp_path):
+    s = LiveStore(tmp_path / "fresh" / "live")
+    s.close()
+    assert (tmp_path / "fresh" / "live" / "execution.db").is_file()
+    s = LiveStore(tmp_path / "other.db")
+    s.close()
+    assert (tmp_path / "other.db").is_file()

@@ -11,6 +11,7 @@ marked in the recording when ticks come back.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def test_a_frozen_feed_raises_the_stale_alert_and_marks_the_gap(standin, tmp_pat
         assert stale, node.output[-3000:]
         assert node.wait_for(r"data feed back after a gap", 20), node.output[-3000:]
     finally:
-        rc = node.stop()
+        rc = node.stop(sig=signal.SIGTERM)  # SIGTERM stops it as cleanly as SIGINT
     assert rc == 0, node.output[-3000:]
     alerts = [a for a in rows(data, "alerts") if a["type"] == "data_feed_stale"]
     assert len(alerts) == 1 and alerts[0]["mode"] == "dry-run"

@@ -271,7 +271,7 @@ class ControlPoller:
         handler: Callable[[str, Mapping[str, Any]], Answer],
         *,
         interval: float = 0.25,
-        max_age_s: float = 30.0,
+        max_age_s: float = 120.0,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = store
@@ -290,11 +290,12 @@ class ControlPoller:
         for row in rows:
             self._last_id = row["id"]
             now = self.clock()
-            if now - row["ts_ms"] > self.max_age_ms:
-                answer = Answer(REFUSED, f"expired: sent {(now - row['ts_ms']) / 1000:.0f} s ago, before this node was answering; not acted on")
+            args = json.loads(row["args"]) if row["args"] else {}
+            deadline = args.pop(DEADLINE_KEY, None)
+            if (deadline is not None and now > deadline) or now - row["ts_ms"] > self.max_age_ms:
+                answer = Answer(REFUSED, f"expired: sent {(now - row['ts_ms']) / 1000:.0f} s ago and no longer awaited; not acted on")
             else:
                 try:
-                    args = json.loads(row["args"]) if row["args"] else {}
                     answer = self.handler(row["command"], args)
                 except Exception as exc:
                     log.exception("control command %s failed", row["command"])
@@ -338,6 +339,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 NO_ANSWER = "no_answer"
+#: In a command's args: until when (ms) its sender waits for the answer; a node that reads the
+#: command later refuses it unread.
+DEADLINE_KEY = "_deadline_ms"
 
 
 @dataclass(frozen=True)
@@ -353,17 +357,23 @@ class Reply:
 def send_command(data_dir: str | Path, command: str, args: Mapping[str, Any] | None = None, timeout: float = 10.0) -> Reply:
     """Write a control row and wait (at most ``timeout`` s) for the node's answer. Without one, the
     command is withdrawn (marked refused) so that no node acts on it later, and the reply's status is
-    ``no_answer``. For the CLI and the dashboard."""
+    ``no_answer``; the row also carries the deadline, so a node that reads it too late refuses it
+    even if the withdrawal never happened (the sender was killed). For the CLI and the dashboard."""
     if timeout <= 0:
         raise ValueError("timeout must be positive")
     path = Path(data_dir) / DB_NAME
-    cid = submit_control(path, command, args)
-    with StoreReader(path) as reader:
-        deadline = time.monotonic() + timeout
-        row = reader.control(cid)
-        while row["status"] == "pending" and time.monotonic() < deadline:
-            time.sleep(0.05)
+    sent = now_ms()
+    cid = submit_control(path, command, {**(args or {}), DEADLINE_KEY: sent + int(timeout * 1000)}, ts_ms=sent)
+    try:
+        with StoreReader(path) as reader:
+            deadline = time.monotonic() + timeout
             row = reader.control(cid)
+            while row["status"] == "pending" and time.monotonic() < deadline:
+                time.sleep(0.05)
+                row = reader.control(cid)
+    except KeyboardInterrupt:  # the operator gave up: nobody may act on it later
+        _withdraw(path, cid)
+        raise
     if row["status"] == "pending":
         row = _withdraw(path, cid) or row
     if row["status"] == "pending" or (row["status"] == REFUSED and row["answer"] == _WITHDRAWN):
@@ -384,7 +394,11 @@ def cli(argv: list[str] | None = None) -> int:
     if not path.exists():
         print(f"run_live.py: {path}: no live store (wrong --data-dir, or no node ever ran there)", file=sys.stderr)
         return 2
-    reply = send_command(args.data_dir, args.command, {"mode": args.mode} if args.mode else {}, args.timeout)
+    try:
+        reply = send_command(args.data_dir, args.command, {"mode": args.mode} if args.mode else {}, args.timeout)
+    except KeyboardInterrupt:
+        print(f"interrupted: the {args.command} command was withdrawn", file=sys.stderr)
+        return 130
     if reply.status == NO_ANSWER:
         print(f"no node answered within {args.timeout:g} s: the node in {args.data_dir} is not running or not answering; "
               f"the {args.command} command was withdrawn", file=sys.stderr)

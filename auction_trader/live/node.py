@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nautilus_trader.common.actor import Actor
-from nautilus_trader.config import ActorConfig, InstrumentProviderConfig, LoggingConfig, TradingNodeConfig
+from nautilus_trader.config import ActorConfig, InstrumentProviderConfig, LiveExecEngineConfig, LoggingConfig, TradingNodeConfig
 from nautilus_trader.core.nautilus_pyo3 import BybitEnvironment, BybitMarginMode, BybitPositionMode, BybitProductType
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.currencies import USDT
@@ -57,6 +57,8 @@ from auction_trader.backtest.funding import next_funding_after
 from auction_trader.config import AuctionConfig
 from auction_trader.instrument import BTCUSDT as SPEC
 from auction_trader.live.control import ControlState
+from auction_trader.live.reconcile import PlannedOrder
+from auction_trader.live.store import TERMINAL_ORDER_STATUSES
 from auction_trader.live.recorder import TickRecorder, read_gaps
 from auction_trader.live.sequencer import MINUTE_NS, MinuteSequencer
 from auction_trader.live.warmup import Coverage, load_warmup
@@ -66,10 +68,11 @@ log = logging.getLogger(__name__)
 MODES = ("dry-run", "paper", "shadow", "live")
 ENVIRONMENTS = {"mainnet": BybitEnvironment.MAINNET, "demo": BybitEnvironment.DEMO, "testnet": BybitEnvironment.TESTNET}
 KEY_SUFFIX = {"mainnet": "", "demo": "_DEMO", "testnet": "_TESTNET"}
+OPEN_CHECK_S = 5.0  # live: open orders checked against the venue (REST) this often
 PUMP_MS = 100  # how often released ticks are handed on (and the watchdog looks)
 RECONCILE_S = 30.0  # live: venue position and orders (REST) against the plan this often
-FUNDING_WAIT_NS = 20_000_000_000
-PROGRESS_WAIT_NS = 5_000_000_000  # a minute's progress line waits this long for its decision  # how long paper waits past a settlement for the published rate
+FUNDING_WAIT_NS = 20_000_000_000  # how long paper waits past a settlement for the published rate
+PROGRESS_WAIT_NS = 5_000_000_000  # a minute's progress line waits this long for its decision
 
 
 class StartError(RuntimeError):
@@ -213,6 +216,8 @@ class LiveNode:
         self._recon_future = None
         self._recon_started = False  # the first comparison (after Nautilus's own reconciliation) needs no confirmation
         self._plan_changed_ms = 0
+        self._our_orders: set[str] = set()
+        self._claimed: dict = {}  # client order id -> PlannedOrder
         self.hooks = NodeHooks(self, sequenced=self.mode == "live")
         self.strategy_factory = strategy_factory or _auction_strategy
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="live-rest")
@@ -229,6 +234,7 @@ class LiveNode:
         self._stale_since_ts: int | None = None
         self._minute_reported: int | None = None
         self._progress_due: list[int] = []
+        self._warmup_pending: list | None = None
         self._live_minute: int | None = None
         self._fatal: BaseException | None = None
         self._funding_next: int | None = None
@@ -267,6 +273,12 @@ class LiveNode:
         self.gate = ControlState.initial(self.mode, require_manual_activation=startup.require_manual_activation, warmup_needed=self.warmup_needed, saved=saved)
         self.control = Controller(self.gate, self.alerts, on_change=self._control_changed, describe=self._describe)
         self.poller = ControlPoller(self.store, self._handle_control)
+        # Orders we placed (any run) and those we last knew open: the plan's claims at the venue.
+        self._our_orders = {r["client_order_id"] for r in self.store.rows("orders")}
+        self._claimed = {
+            r["client_order_id"]: PlannedOrder(r["client_order_id"], r["purpose"] or "", r["side"], r["order_type"], float(r["qty"]), r["price"], r["trigger_price"])
+            for r in self.store._reader.open_orders()
+        }
         if self.gate.halted:
             self._say(f"HALTED (from the last run): {self.gate.halt_reason}; no new entries until `run_live.py resolve`")
         elif saved and self.gate.active:
@@ -356,6 +368,9 @@ class LiveNode:
                 logging=LoggingConfig(log_level=self.options.log_level, log_colors=False),
                 data_clients={"BYBIT": data},
                 exec_clients=exec_clients,
+                # A fill whose private-socket frame was lost in a reconnect must still reach the
+                # strategy: open orders are checked against the venue by REST every few seconds.
+                exec_engine=LiveExecEngineConfig(open_check_interval_secs=OPEN_CHECK_S) if self.mode == "live" else LiveExecEngineConfig(),
                 timeout_connection=30.0,
                 timeout_disconnection=5.0,
                 timeout_post_stop=1.0,
@@ -363,9 +378,9 @@ class LiveNode:
         )
         node.add_data_client_factory("BYBIT", AuctionBybitLiveDataClientFactory)
         if self.mode == "live":
-            from nautilus_trader.adapters.bybit.factories import BybitLiveExecClientFactory  # noqa: PLC0415
+            from auction_trader.adapters.bybit.execution import AuctionBybitLiveExecClientFactory  # noqa: PLC0415
 
-            node.add_exec_client_factory("BYBIT", BybitLiveExecClientFactory)
+            node.add_exec_client_factory("BYBIT", AuctionBybitLiveExecClientFactory)
             self.strategy = self.strategy_factory(self.config, self.hooks)
             node.trader.add_strategy(self.strategy)
             self._watch_orders(node.kernel.msgbus)
@@ -395,7 +410,10 @@ class LiveNode:
             self._say(f"recorded gap: {_hm(g['start_ns'])} - {_hm(g['end_ns'])} UTC ({g['reason']})")
         if wu.ticks:
             self.sequencer.watermark = wu.ticks[-1].ts_init  # live ticks continue after the recording
-            self._deliver(wu.ticks, warmup=True)
+            if self.paper is not None:
+                self._deliver(wu.ticks, warmup=True)
+            else:  # live: the strategy exists once the node runs and its account is known
+                self._warmup_pending = wu.ticks
         self.warmup_ticks = len(wu.ticks)
         self._update_warm(now)
 
@@ -422,6 +440,12 @@ class LiveNode:
         """Every PUMP_MS: release ticks, close minutes, watch the feed, answer control."""
         if self._fatal is not None:
             return
+        if self._warmup_pending is not None:
+            if not self._live_ready():
+                return
+            ticks, self._warmup_pending = self._warmup_pending, None
+            self._deliver(ticks, warmup=True)
+            self._say(f"warm-up replayed into the strategy: {len(ticks)} ticks")
         limit = self._funding_limit(now_ns)
         self._update_warm(now_ns - self.sequencer.grace_ns)  # before the minute it completes is decided
         released = self.sequencer.release(now_ns, limit)
@@ -438,6 +462,11 @@ class LiveNode:
             self._on_minute_closed(minute, now_ns)
         self._poll_control()
         self._reconcile(now_ns)
+
+    def _live_ready(self) -> bool:
+        """Live mode: the strategy started and the venue account is in the cache."""
+        st = self.strategy
+        return st is not None and getattr(st, "features", None) is not None and self.node.kernel.cache.account_for_venue(self.instrument_id.venue) is not None
 
     def _deliver(self, ticks: list, warmup: bool) -> None:
         if self.paper is not None:
@@ -664,33 +693,42 @@ class LiveNode:
         order = self.node.kernel.cache.order(event.client_order_id) if self.node is not None else None
         if order is None:
             return
+        cid = order.client_order_id.value
         self._plan_changed_ms = time.time_ns() // 1_000_000
-        if self.strategy is None or order.strategy_id != self.strategy.id:
-            # Not our strategy's: an order Nautilus's reconciliation adopted from the venue (placed
-            # by hand, or by another program). Not ours to store; a fill of one is a manual trade.
-            if type(event).__name__ == "OrderFilled" and not self.gate.halted:
+        ours = (self.strategy is not None and order.strategy_id == self.strategy.id) or cid in self._our_orders
+        if not ours:
+            # Neither placed by our strategy nor in our store: an order Nautilus adopted from the
+            # venue (placed by hand, or by another program). Not ours to store; a fill of one after
+            # the start (Nautilus's own start-up reconciliation replays the past) is a manual trade.
+            if type(event).__name__ == "OrderFilled" and self._recon_started and not self.gate.halted:
                 from auction_trader.live.reconcile import act  # noqa: PLC0415
 
-                act(self.reconciler.on_fill(order.client_order_id.value, ()), self.control, self.alerts, self._plan_changed_ms)
+                act(self.reconciler.on_fill(cid, self._our_orders), self.control, self.alerts, self._plan_changed_ms)
             return
+        self._our_orders.add(cid)
         tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
-        venue_id = order.venue_order_id.value if order.venue_order_id is not None else None
-        self.store.record(
-            "orders",
-            {
-                "client_order_id": order.client_order_id.value,
-                "trade_id": tags.get("signal_ts_min"),
-                "purpose": tags.get("purpose"),
-                "side": order.side.name,
-                "order_type": order.order_type.name,
-                "qty": float(order.quantity),
-                "price": float(order.price) if order.has_price else None,
-                "trigger_price": float(order.trigger_price) if order.has_trigger_price else None,
-                "status": order.status.name,
-                "venue_order_id": venue_id,
-                "ts_ms_updated": event.ts_event // 1_000_000,
-            },
-        )
+        price = float(order.price) if order.has_price else None
+        trigger = float(order.trigger_price) if order.has_trigger_price else None
+        if order.status.name.upper() in TERMINAL_ORDER_STATUSES:
+            self._claimed.pop(cid, None)
+        else:
+            known = self._claimed.get(cid)
+            purpose = tags.get("purpose") or (known.purpose if known else "")
+            self._claimed[cid] = PlannedOrder(cid, purpose, order.side.name, order.order_type.name, float(order.leaves_qty), price, trigger)
+        row = {
+            "client_order_id": cid,
+            "side": order.side.name,
+            "order_type": order.order_type.name,
+            "qty": float(order.quantity),
+            "price": price,
+            "trigger_price": trigger,
+            "status": order.status.name,
+            "venue_order_id": order.venue_order_id.value if order.venue_order_id is not None else None,
+            "ts_ms_updated": event.ts_event // 1_000_000,
+        }
+        if tags:  # Bybit drops tags: an order of ours adopted after a restart keeps its stored trade and purpose
+            row.update(trade_id=tags.get("signal_ts_min"), purpose=tags.get("purpose"))
+        self.store.record("orders", row)
 
     # -- reconciliation (live) -----------------------------------------------------------------------
 
@@ -737,21 +775,17 @@ class LiveNode:
             self._say(f"RECONCILIATION: protection missing on the venue: {', '.join(o.purpose for o in place)}")
 
     def _plan(self):
-        """What our strategy holds: its open trade and its own open orders (Nautilus's cache, our
-        strategy id only; orders adopted from the venue are not the plan's)."""
-        from auction_trader.live.reconcile import Plan, PlannedOrder  # noqa: PLC0415
+        """What we hold: the strategy's open trade, and the orders we placed and last knew open (our
+        store's record, kept current by the order events; Nautilus's cache is not the plan - after a
+        restart it has adopted the venue's orders as external ones)."""
+        from auction_trader.live.reconcile import Plan  # noqa: PLC0415
 
-        cache = self.node.kernel.cache
-        orders = []
-        for o in cache.orders_open(instrument_id=self.instrument_id, strategy_id=self.strategy.id):
-            tags = dict(t.split("=", 1) for t in (o.tags or []) if "=" in t)
-            orders.append(PlannedOrder(o.client_order_id.value, tags.get("purpose", ""), o.side.name, o.order_type.name, float(o.leaves_qty),
-                                       float(o.price) if o.has_price else None, float(o.trigger_price) if o.has_trigger_price else None))
+        orders = tuple(self._claimed.values())
         t = getattr(self.strategy, "trade", None)
         if t is None or getattr(t, "opened_ns", None) is None or getattr(t, "closed_ns", None) is not None or not t.open_steps:
-            return Plan(None, 0.0, orders=tuple(orders), updated_ms=self._plan_changed_ms)
+            return Plan(None, 0.0, orders=orders, updated_ms=self._plan_changed_ms)
         step = float(self.strategy.instrument.size_increment)
-        return Plan("LONG" if t.candidate.direction > 0 else "SHORT", t.open_steps * step, orders=tuple(orders), updated_ms=self._plan_changed_ms)
+        return Plan("LONG" if t.candidate.direction > 0 else "SHORT", t.open_steps * step, orders=orders, updated_ms=self._plan_changed_ms)
 
     # -- control ----------------------------------------------------------------------------------
 

@@ -147,8 +147,11 @@ _JSON_COLUMNS = {"details", "args", "position", "position_state", "acceptance_st
 _STOP = object()
 
 
-def db_path(data_dir: str | Path) -> Path:
-    return Path(data_dir) / DB_NAME
+def db_path(where: str | Path) -> Path:
+    """The store file for a data directory (existing or not: a path without a suffix is one) or a
+    file path given as such (``.../execution.db``)."""
+    path = Path(where)
+    return path / DB_NAME if path.is_dir() or not path.suffix else path
 
 
 def now_ms() -> int:
@@ -194,9 +197,7 @@ class LiveStore(ExecutionStore):
     """
 
     def __init__(self, path: str | Path, *, batch_max: int = 2000) -> None:
-        path = Path(path)
-        if path.is_dir():
-            path = path / DB_NAME
+        path = db_path(path)
         super().__init__(path)  # creates the backtest tables on a normal connection
         with self._db:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -496,9 +497,7 @@ class StoreReader:
     Thread-safe (one lock); opening a path where no store exists is an error, not a new file."""
 
     def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        if path.is_dir():
-            path = path / DB_NAME
+        path = db_path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no live store here (wrong --data-dir, or the node never ran)")
         self.path = path
@@ -576,9 +575,7 @@ def submit_control(path: str | Path, command: str, args: Mapping[str, Any] | Non
     """Insert a pending ``control`` row (from the CLI, another process) and return its id."""
     if command not in CONTROL_COMMANDS:
         raise ValueError(f"unknown command {command!r} (have {', '.join(CONTROL_COMMANDS)})")
-    path = Path(path)
-    if path.is_dir():
-        path = path / DB_NAME
+    path = db_path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no live store here (wrong --data-dir, or the node never ran)")
     db = sqlite3.connect(str(path), timeout=10)

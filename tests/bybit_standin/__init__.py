@@ -62,6 +62,65 @@ What Nautilus 1.231 asks for (measured against this stand-in)
   matches acks on it), trade-socket answers camelCase (``reqId``/``retCode``/``retMsg``/``data``/
   ``header``/``connId``). Public ``{"op":"ping"}`` -> ``{"success":true,"ret_msg":"pong",...,
   "op":"ping"}``; private and trade -> ``{"op":"pong","args":[ms],...}``.
+
+Quirks of Nautilus 1.231's Bybit clients (each measured here; tests in tests/test_bybit_standin.py)
+--------------------------------------------------------------------------------------------------
+* **ModifyOrder drops the trigger price.** The amend Nautilus sends (``order.amend`` on the trade
+  socket, ``/v5/order/amend`` in DEMO) carries only ``qty``/``price``: a trigger-only change
+  arrives as an empty amend, Bybit answers "The order remains unchanged..." and Nautilus emits
+  ``OrderModifyRejected``; a qty + trigger change resizes and silently keeps the old trigger.
+  Move a stop by cancel + replace.
+* **Rejections on the trade socket are immediate, on REST (DEMO) they are not.** A 10006 or
+  110007 answer to ``order.create`` becomes ``OrderRejected`` at once; the same answer to
+  ``POST /v5/order/create`` leaves the order SUBMITTED until Nautilus's in-flight check gives up
+  and rejects it with reason ``UNKNOWN`` - 42 s after submission here.
+* A 10006 answer to a cancel becomes ``OrderCancelRejected``.
+* Conditional orders go out with ``triggerBy=LastPrice`` (none on REST: Bybit's default is
+  LastPrice too) and ``triggerDirection`` 1 (rises to) / 2 (falls to); a stop-market sell is
+  ``orderType=Market`` + ``triggerDirection=2``, a market-if-touched (take-profit) sell
+  ``triggerDirection=1``; Nautilus maps them back from ``stopOrderType=Stop`` + direction + side.
+  Orders carry ``orderLinkId`` = the Nautilus ``client_order_id``; tags are not sent.
+* The stock data client passes ``base_url_http`` as the public socket's URL, so it cannot reach
+  ``/v5/public/linear`` here; the tests swap in a ``BybitWebSocketClient.new_public(url=...)``.
+* Reconnects: after a dropped socket Nautilus reconnects, re-authenticates (private, trade) and
+  resubscribes on its own; nothing reaches Python (watch ``stats()["connects"]``). Its backoff
+  grows with each drop in a row: 10 drops of one socket, each reconnection dropped 100 ms after it
+  opened, took 22-23 s, gaps 0.2, 0.8, 1.0, 1.4, 2.0, 2.8, 4.0, 5.0, 5.0 s (capped near 5 s);
+  the delay did not reset after a connection had stayed up 6 s (6 more drops 6 s apart: ~4.8 s
+  each). So 100 drops of one socket cost ~8 minutes of reconnecting: budget tests accordingly.
+  It queues one ``auth`` per reconnection (``expires`` = then + 5 s) and flushes the queue onto the
+  connection that survives, so that one receives several auths, the stale ones expired (10002).
+  The stand-in keeps a connection authenticated once any auth succeeded (a failed repeat does not
+  undo it); whether Bybit does the same is not documented - if it does not, a burst of drops
+  leaves Nautilus's trade socket unauthenticated and every order is rejected (10003).
+* The private ``order``/``execution`` frames of an order follow its ack by ``private_delay_ms``
+  (20 ms, as observed on Bybit). ``delay_acks(ms, frames_first=True)`` sends them before a delayed
+  ack; with 1.231 and a 200 ms delay Nautilus still emitted ``OrderAccepted`` and the fill in
+  order (the lost-``OrderAccepted`` race reported earlier did not reproduce here).
+* pybit 5.x: ``HTTP(max_retries=0)`` never sends a request (UnboundLocalError); use >= 1. Point
+  it at the stand-in with ``session.endpoint = rest_url``.
+
+Controls (``StandIn`` methods; the same names under ``/__control/<name>`` and on ``RemoteStandIn``)
+-------------------------------------------------------------------------------------------------
+``drop(kind, times=1, after_ms=300)`` (kind public/private/trade; with ``times`` > 1 each
+reconnection is dropped again ``after_ms`` later), ``freeze(frozen=True)`` (no market data sent;
+the market and the matching engine keep going), ``fail_next(n, code=10006|110007|10016,
+scope="orders"|"all")``, ``delay_acks(ms, frames_first=False)``, ``partial_fills(max_qty)``
+(resting orders fill at most ``max_qty`` per book update or trade that reaches them; ``None``:
+whole), ``set_position(size,
+avg_price)`` (alias ``seed_position``; signed BTC, pushed on the private ``position`` topic),
+``seed_order(**bybit_args)``, ``push_quote(bid, ask, bid_size, ask_size)`` and
+``push_trade(price, size, side)`` (deterministic prices; run with ``feed=False``/``--no-feed``),
+``settle_funding(rate=None)`` (funding also settles by itself at 00/08/16 UTC). Read-backs:
+``orders()``, ``open_orders()``, ``fills()``, ``position()``, ``wallet()``, ``orders_received()``
+(client order requests, rejected ones included), ``order_requests()`` (each with its arguments and
+answer), ``request_log()``, ``book()``, ``stats()`` (connections per socket kind and when, every socket
+auth and its answer, ticks sent, unhandled paths).
+
+Limits: one symbol (BTCUSDT linear), one-way mode, no liquidation, no position TP/SL
+(``/v5/position/trading-stop`` answers 10001), ``tickers`` always as full snapshots, the book is
+one level deep (``orderbook.50`` etc. get the same one-level snapshots), market orders fill in
+full at the touch whatever the displayed size.
 """
 
 from tests.bybit_standin.remote import RemoteStandIn, launch

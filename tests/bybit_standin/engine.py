@@ -4,8 +4,9 @@ Good enough to exercise a trading node, not a model of Bybit's matching engine:
 
 * **market** orders fill in full at the touch (buy at the ask, sell at the bid), as taker;
 * **limit** orders that cross on arrival fill at the touch as taker (``PostOnly`` ones are
-  cancelled instead, as Bybit does); resting ones fill in full at their own price, as maker, when
-  the opposite touch reaches them or a public trade prints through them (strictly beyond);
+  cancelled instead, as Bybit does); resting ones fill at their own price, as maker, when the
+  opposite touch reaches them or a public trade prints through them (strictly beyond) - in full,
+  or at most ``maker_fill_cap`` per such event when partial fills are wanted;
 * **conditional** orders (``triggerPrice`` + ``triggerDirection`` 1 rise / 2 fall) wait
   ``Untriggered`` and trigger on the last traded price (Bybit's ``LastPrice``, the only trigger
   Nautilus's adapter sends for these), then act as a market or limit order;
@@ -108,9 +109,7 @@ class Order:
     def as_bybit(self, private_stream: bool = False) -> dict:
         """The order in the shape of REST ``/v5/order/realtime`` (and, with ``private_stream``,
         of the private ``order`` topic, which adds ``category``, ``feeCurrency``, ``createType``)."""
-        price = self.price
-        if price is None and self.order_type == "Market":
-            price = None
+        price = self.price  # None for market orders: printed "0" (Bybit prints a protection price)
         avg = self.avg_price
         d = {
             "orderId": self.order_id,
@@ -177,6 +176,8 @@ class Fill:
     seq: int
     leaves: Decimal
     mark_price: Decimal
+    realised: Decimal = ZERO  # closed P&L of this fill, before its fee
+    wallet_after: Decimal = ZERO
 
     def as_bybit(self, private_stream: bool = False) -> dict:
         d = {
@@ -227,6 +228,7 @@ class Fill:
             "is_maker": self.is_maker,
             "ts_ms": self.ts_ms,
             "closed_size": str(self.closed_size),
+            "realised": str(self.realised),
         }
 
 
@@ -270,6 +272,7 @@ class Exchange:
         self.bid_size = self.ask_size = ZERO
         self.last: Decimal | None = None
         self.orders_received = 0
+        self.maker_fill_cap: Decimal | None = None  # at most this much per maker fill (partial fills)
         self._seq = itertools.count(1)
 
     # -- market -------------------------------------------------------------------------------
@@ -284,7 +287,7 @@ class Exchange:
         self.bid, self.ask = Decimal(q.bid) * PRICE_TICK, Decimal(q.ask) * PRICE_TICK
         self.bid_size, self.ask_size = Decimal(q.bid_size) * QTY_STEP, Decimal(q.ask_size) * QTY_STEP
         for o in list(self.orders.values()):
-            if o.open and not o.is_conditional and o.order_type == "Limit":
+            if o.status in ("New", "PartiallyFilled") and o.order_type == "Limit":  # triggered conditionals too
                 if (o.side == "Buy" and self.ask <= o.price) or (o.side == "Sell" and self.bid >= o.price):
                     self._fill(o, o.price, maker=True)
 
@@ -626,6 +629,8 @@ class Exchange:
                 self._cancel(o, "CancelByReduceOnly")
                 return
             qty = min(qty, abs(acc.size))
+        if maker and self.maker_fill_cap is not None:
+            qty = min(qty, self.maker_fill_cap)  # one fill per market event: the rest waits for the next
         if qty <= 0:
             return
         rate = self.maker_fee if maker else self.taker_fee
@@ -658,15 +663,16 @@ class Exchange:
         o.cum_fee += fee
         o.updated_ms = ts
         o.status = "Filled" if o.cum_qty >= o.qty else "PartiallyFilled"
-        if o.reduce_only and o.status == "PartiallyFilled":
-            o.status = "PartiallyFilledCanceled"  # capped at the position: the rest is cancelled
-            o.cancel_type = "CancelByReduceOnly"
-        fill = Fill(str(uuid.uuid4()), o, o.side, price, qty, fee, rate, maker, ts, closed, next(self._seq), o.leaves, self.mark)
+        fill = Fill(str(uuid.uuid4()), o, o.side, price, qty, fee, rate, maker, ts, closed, next(self._seq), o.leaves, self.mark, pnl, acc.wallet)
         self.fills.append(fill)
         self._emit_order(o)
         self.on_event("execution", fill.as_bybit(private_stream=True))
         self._emit_position()
         self._emit_wallet()
+        if o.reduce_only and o.status == "PartiallyFilled" and acc.size == 0 and not maker:
+            self._cancel(o, "CancelByReduceOnly")  # capped at the position: the rest is cancelled
+        elif o.order_type == "Market" and o.status == "PartiallyFilled":
+            self._cancel(o, "CancelByUser")  # IOC remainder
         if acc.size == 0:
             self._prune_reduce_only()
 

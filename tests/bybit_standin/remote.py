@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ class RemoteStandIn:
 
     def __init__(self, rest_url: str, timeout: float = 10.0) -> None:
         self.rest_url = rest_url.rstrip("/")
+        self.returncode: int | None = None  # set by launch() once the process has exited
         self.timeout = timeout
         info = self._call("urls")
         self.public_ws_url, self.private_ws_url, self.trade_ws_url = info["public_ws_url"], info["private_ws_url"], info["trade_ws_url"]
@@ -56,6 +58,9 @@ class RemoteStandIn:
 
     def push_trade(self, price: str, size: str = "0.001", side: str = "Buy") -> None:
         self._call("push_trade", price=str(price), size=str(size), side=side)
+
+    def partial_fills(self, max_qty: str | None) -> None:
+        self._call("partial_fills", max_qty=None if max_qty is None else str(max_qty))
 
     def set_position(self, size: str | float, avg_price: str | float | None = None) -> dict:
         return self._call("set_position", size=str(size), avg_price=None if avg_price is None else str(avg_price))
@@ -95,19 +100,26 @@ class RemoteStandIn:
     def request_log(self) -> list[list[str]]:
         return self._call("request_log")
 
+    def order_requests(self) -> list[dict]:
+        return self._call("order_requests")
+
 
 @contextmanager
 def launch(seed: int = 7, extra: list[str] | None = None, timeout: float = 60.0) -> Iterator[RemoteStandIn]:
     """Run ``python -m tests.bybit_standin`` in a subprocess for the ``with`` block."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.bybit_standin", "--seed", str(seed), "--port", "0", *(extra or [])], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty server can never block on it
+    proc = subprocess.Popen([sys.executable, "-m", "tests.bybit_standin", "--seed", str(seed), "--port", "0", *(extra or [])], cwd=ROOT, stdout=subprocess.PIPE, stderr=errors, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    remote: RemoteStandIn | None = None
     try:
         deadline = time.monotonic() + timeout
         line = ""
         while not line and time.monotonic() < deadline and proc.poll() is None:
             line = proc.stdout.readline().strip()
         if not line:
-            raise RuntimeError(f"stand-in did not start: {proc.stderr.read() if proc.poll() is not None else 'no URL line in time'}")
-        yield RemoteStandIn(json.loads(line)["rest_url"])
+            errors.seek(0)
+            raise RuntimeError(f"stand-in did not start: {errors.read()[-2000:] if proc.poll() is not None else 'no URL line in time'}")
+        remote = RemoteStandIn(json.loads(line)["rest_url"])
+        yield remote
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -116,3 +128,7 @@ def launch(seed: int = 7, extra: list[str] | None = None, timeout: float = 60.0)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        proc.stdout.close()
+        errors.close()
+    if remote is not None:
+        remote.returncode = proc.returncode  # 0: it stopped cleanly on SIGTERM

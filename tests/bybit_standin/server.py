@@ -105,10 +105,13 @@ class StandIn:
         self.feed = feed
         self.exchange = Exchange(Decimal(str(balance)), Decimal(taker_fee), Decimal(maker_fee), on_event=self._on_engine_event)
         self.faults = Faults()
-        self.requests: list[tuple[str, str]] = []  # (method, path or ws op), in arrival order
+        self.requests: deque[tuple[str, str]] = deque(maxlen=20_000)  # (method, path or ws op), in arrival order
         self.unhandled: list[str] = []
+        self.auth_log: deque[dict] = deque(maxlen=1000)  # every socket auth: kind, conn_id, retCode, retMsg
+        self.order_log: deque[dict] = deque(maxlen=1000)  # every order request: via, action, args, answer
         self.connections: dict[str, list[_Conn]] = {k: [] for k in KINDS}
         self.connects: dict[str, int] = {k: 0 for k in KINDS}
+        self.connect_times: dict[str, list[int]] = {k: [] for k in KINDS}  # wall ms of every connection
         self.ticks_sent = {"quotes": 0, "trades": 0}
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -119,6 +122,7 @@ class StandIn:
         self._recent_trades: deque[Trade] = deque(maxlen=1000)
         self._last_quote: Quote | None = None
         self._book_u = 0
+        self._cycle = 0  # how many times the span has been replayed (keeps trade ids unique)
         self._t0_ms = 0
         self._ticker_sent_ms = 0
         self._error: BaseException | None = None
@@ -256,7 +260,7 @@ class StandIn:
 
     def freeze(self, frozen: bool = True) -> None:
         """Stop (or resume) sending market data; the market keeps moving underneath."""
-        self.faults.frozen = bool(frozen)
+        self.call(lambda: setattr(self.faults, "frozen", bool(frozen)))
 
     def fail_next(self, n: int, code: int = 10006, scope: str = "orders") -> None:
         """Answer the next ``n`` order requests (REST ``/v5/order/*`` and trade-socket ops; with
@@ -265,15 +269,30 @@ class StandIn:
             raise ValueError(f"fail_next: code must be one of {sorted(ERRORS)}, got {code}")
         if scope not in ("orders", "all"):
             raise ValueError(f"fail_next: scope must be 'orders' or 'all', got {scope!r}")
-        self.faults.fail_code, self.faults.fail_left, self.faults.fail_scope = int(code), int(n), scope
+        def arm():
+            self.faults.fail_code, self.faults.fail_left, self.faults.fail_scope = int(code), int(n), scope
+
+        self.call(arm)
 
     def delay_acks(self, ms: int, frames_first: bool = False) -> None:
         """Hold every order acknowledgement (REST and trade socket) for ``ms`` milliseconds.
         Normally the private order/execution frames an order causes follow its ack by
         ``private_delay_ms``; with ``frames_first`` they go out at once, before the delayed ack
         (the ordering that makes Nautilus 1.231 lose ``OrderAccepted``)."""
-        self.faults.ack_delay_ms = int(ms)
-        self.faults.frames_first = bool(frames_first)
+        def arm():
+            self.faults.ack_delay_ms = int(ms)
+            self.faults.frames_first = bool(frames_first)
+
+        self.call(arm)
+
+    def partial_fills(self, max_qty: str | None) -> None:
+        """Fill resting (maker) orders at most ``max_qty`` BTC per market event - per book update
+        or public trade that reaches them - so an order fills in parts; ``None`` restores fills in
+        full. Taker fills (market orders, crossing limits, triggered stops) stay whole."""
+        cap = None if max_qty is None else Decimal(str(max_qty))
+        if cap is not None and (cap <= 0 or cap % Decimal("0.001")):
+            raise ValueError(f"partial_fills: max_qty must be a positive multiple of 0.001, got {max_qty}")
+        self.call(lambda: setattr(self.exchange, "maker_fill_cap", cap))
 
     def set_position(self, size: str | float, avg_price: str | float | None = None) -> dict:
         """Seed or change the position behind the client's back (signed size in BTC)."""
@@ -354,6 +373,8 @@ class StandIn:
     def stats(self) -> dict:
         return self.call(lambda: {
             "connects": dict(self.connects),
+            "connect_times": {k: list(v) for k, v in self.connect_times.items()},
+            "auths": list(self.auth_log),
             "open": {k: len(v) for k, v in self.connections.items()},
             "ticks_sent": dict(self.ticks_sent),
             "requests": len(self.requests),
@@ -365,10 +386,15 @@ class StandIn:
     def request_log(self) -> list[tuple[str, str]]:
         return self.call(lambda: list(self.requests))
 
+    def order_requests(self) -> list[dict]:
+        """Every order request (create/amend/cancel, REST or trade socket) with its arguments and
+        the ``retCode``/``retMsg`` it got, oldest first (the last 1000)."""
+        return self.call(lambda: list(self.order_log))
+
     async def _control(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         args = await request.json() if request.can_read_body else {}
-        allowed = {"drop", "freeze", "fail_next", "delay_acks", "set_position", "seed_order", "settle_funding", "push_quote", "push_trade", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "urls"}
+        allowed = {"drop", "freeze", "fail_next", "delay_acks", "partial_fills", "set_position", "seed_order", "settle_funding", "push_quote", "push_trade", "orders", "open_orders", "fills", "position", "wallet", "orders_received", "book", "stats", "request_log", "order_requests", "urls"}
         if name not in allowed:
             return web.json_response({"error": f"unknown control {name!r}; one of {sorted(allowed)}"}, status=404)
         # Controls run in a worker thread: they call back into this loop through ``call``.
@@ -395,6 +421,7 @@ class StandIn:
             event = await loop.run_in_executor(None, next, events, None)
             if event is None:  # the span is over: play it again from now
                 events = None
+                self._cycle += 1
                 continue
             if first:  # the span starts now, whatever its generation took
                 t0 = self._t0_ms = now_ms() - event.dt_ns // 1_000_000
@@ -445,10 +472,14 @@ class StandIn:
         for t in trades:
             tick = "PlusTick" if t.price > prev else ("MinusTick" if t.price < prev else "ZeroPlusTick")
             prev = t.price
-            data.append({"T": self._wall(t.dt_ns), "s": SYMBOL, "S": t.side, "v": qty_text(t.size), "p": price_text(t.price), "L": tick, "i": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.seed}-{t.trade_id}")), "BT": False, "RPI": False})
+            data.append({"T": self._wall(t.dt_ns), "s": SYMBOL, "S": t.side, "v": qty_text(t.size), "p": price_text(t.price), "L": tick, "i": self._trade_uuid(t), "BT": False, "RPI": False})
         frame = {"topic": f"publicTrade.{SYMBOL}", "type": "snapshot", "ts": ts, "data": data}
         if self._broadcast_public(frame["topic"], frame):
             self.ticks_sent["trades"] += len(trades)
+
+    def _trade_uuid(self, t: Trade) -> str:
+        """Bybit's trade ids are UUIDs; ours are fixed by seed, replay cycle and generator id."""
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.seed}-{self._cycle}-{t.trade_id}"))
 
     def _ticker_data(self) -> dict:
         ex = self.exchange
@@ -514,7 +545,7 @@ class StandIn:
         value = acc.size * ex.mark  # signed position value
         funding = (value * rate).quantize(Decimal("0.00000001"))  # > 0: paid by the account
         acc.wallet -= funding
-        row = {"ts_ms": ts, "rate": rate, "funding": funding, "size": acc.size, "mark": ex.mark}
+        row = {"ts_ms": ts, "rate": rate, "funding": funding, "size": acc.size, "mark": ex.mark, "wallet_after": acc.wallet}
         ex.funding.append(row)
         if acc.size:
             ex._emit_wallet()
@@ -572,6 +603,7 @@ class StandIn:
             c.sender = asyncio.get_running_loop().create_task(self._private_sender(c))
         self.connections[kind].append(c)
         self.connects[kind] += 1
+        self.connect_times[kind].append(now_ms())
         self.requests.append(("WS", f"connect {kind}"))
         if self.faults.drops[kind] > 0:
             self.faults.drops[kind] -= 1
@@ -670,8 +702,9 @@ class StandIn:
             return
         if op == "auth":
             code, msg = self._check_ws_auth(req.get("args") or [])
-            c.authed = code == 0
-            await self._safe_send(c, json.dumps({"success": c.authed, "ret_msg": msg, "op": "auth", "conn_id": c.conn_id, **({} if c.authed else {"retCode": code, "retMsg": msg})}))
+            c.authed = c.authed or code == 0  # a failed repeat does not undo an earlier success
+            self.auth_log.append({"kind": "private", "conn_id": c.conn_id, "retCode": code, "retMsg": msg})
+            await self._safe_send(c, json.dumps({"success": code == 0, "ret_msg": msg, "op": "auth", "conn_id": c.conn_id, **({} if code == 0 else {"retCode": code, "retMsg": msg})}))
             return
         if op in ("subscribe", "unsubscribe"):
             if not c.authed:
@@ -700,8 +733,9 @@ class StandIn:
             return
         if op == "auth":
             code, msg = self._check_ws_auth(req.get("args") or [])
-            c.authed = code == 0
-            await self._safe_send(c, json.dumps({"retCode": code, "retMsg": "OK" if c.authed else msg, "op": "auth", "connId": c.conn_id}))
+            c.authed = c.authed or code == 0
+            self.auth_log.append({"kind": "trade", "conn_id": c.conn_id, "retCode": code, "retMsg": msg})
+            await self._safe_send(c, json.dumps({"retCode": code, "retMsg": "OK" if code == 0 else msg, "op": "auth", "connId": c.conn_id}))
             return
         base = {"reqId": req_id, "op": op, "connId": c.conn_id}
         if not c.authed:
@@ -713,13 +747,13 @@ class StandIn:
         self._held = []
         try:
             if op in handlers:
-                code, msg, data = self._order_op(handlers[op], args[0] if args else {})
+                code, msg, data = self._order_op(handlers[op], args[0] if args else {}, via="ws")
                 resp = {**base, "retCode": code, "retMsg": msg, "data": data, "retExtInfo": {}, "header": _limit_headers()}
             elif op in batch:
                 arg = args[0] if args else {}
                 results, ext = [], []
                 for item in arg.get("request") or []:
-                    code, msg, data = self._order_op(batch[op], {"category": arg.get("category"), **item})
+                    code, msg, data = self._order_op(batch[op], {"category": arg.get("category"), **item}, via="ws")
                     results.append({"category": arg.get("category"), "symbol": item.get("symbol"), **(data or {"orderId": "", "orderLinkId": item.get("orderLinkId", "")}), "createAt": str(now_ms())})
                     ext.append({"code": code, "msg": msg or "OK"})
                 resp = {**base, "retCode": 0, "retMsg": "OK", "data": {"list": results}, "retExtInfo": {"list": ext}, "header": _limit_headers()}
@@ -744,7 +778,12 @@ class StandIn:
             return f.fail_code
         return 0
 
-    def _order_op(self, action: str, args: dict) -> tuple[int, str, dict]:
+    def _order_op(self, action: str, args: dict, via: str = "rest") -> tuple[int, str, dict]:
+        code, msg, data = self._order_op_inner(action, args)
+        self.order_log.append({"via": via, "action": action, "args": dict(args), "retCode": code, "retMsg": msg})
+        return code, msg, data
+
+    def _order_op_inner(self, action: str, args: dict) -> tuple[int, str, dict]:
         code = self._take_fault(True)
         if code:
             if action == "create":
@@ -857,7 +896,7 @@ class StandIn:
     def _recent_trades(self, q, b):
         limit = min(int(q.get("limit") or 500), 1000)
         rows = [
-            {"execId": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.seed}-{t.trade_id}")), "symbol": SYMBOL, "price": price_text(t.price), "size": qty_text(t.size), "side": t.side, "time": str(self._wall(t.dt_ns)), "isBlockTrade": False, "isRPITrade": False}
+            {"execId": self._trade_uuid(t), "symbol": SYMBOL, "price": price_text(t.price), "size": qty_text(t.size), "side": t.side, "time": str(self._wall(t.dt_ns)), "isBlockTrade": False, "isRPITrade": False}
             for t in list(self._recent_trades)[-limit:][::-1]
         ]
         return _ok({"category": "linear", "list": rows})
@@ -963,10 +1002,10 @@ class StandIn:
         ex = self.exchange
         rows = []
         for f in ex.fills:
-            rows.append({"id": f.exec_id, "symbol": SYMBOL, "category": "linear", "side": f.side, "transactionTime": str(f.ts_ms), "type": "TRADE", "transSubType": "", "qty": fmt_qty(f.qty), "size": "", "currency": "USDT", "tradePrice": fmt_price(f.price), "funding": "", "fee": fmt_money(f.fee), "cashFlow": "", "change": fmt_money(-f.fee), "cashBalance": "", "feeRate": str(f.fee_rate), "bonusChange": "", "tradeId": f.exec_id, "orderId": f.order.order_id, "orderLinkId": f.order.link_id, "extraFees": ""})
+            rows.append({"id": f.exec_id, "symbol": SYMBOL, "category": "linear", "side": f.side, "transactionTime": str(f.ts_ms), "type": "TRADE", "transSubType": "", "qty": fmt_qty(f.qty), "size": "", "currency": "USDT", "tradePrice": fmt_price(f.price), "funding": "", "fee": fmt_money(f.fee), "cashFlow": fmt_money(f.realised), "change": fmt_money(f.realised - f.fee), "cashBalance": fmt_money(f.wallet_after), "feeRate": str(f.fee_rate), "bonusChange": "", "tradeId": f.exec_id, "orderId": f.order.order_id, "orderLinkId": f.order.link_id, "extraFees": ""})
         for r in ex.funding:
             side = "Buy" if r["size"] > 0 else ("Sell" if r["size"] < 0 else "None")
-            rows.append({"id": uuid.uuid5(uuid.NAMESPACE_OID, f"funding-{r['ts_ms']}").hex, "symbol": SYMBOL, "category": "linear", "side": side, "transactionTime": str(r["ts_ms"]), "type": "SETTLEMENT", "transSubType": "", "qty": fmt_qty(abs(r["size"])), "size": fmt_qty(r["size"]), "currency": "USDT", "tradePrice": fmt_price(r["mark"]), "funding": fmt_money(r["funding"]), "fee": "", "cashFlow": "0", "change": fmt_money(-r["funding"]), "cashBalance": "", "feeRate": str(r["rate"]), "bonusChange": "", "tradeId": "", "orderId": "", "orderLinkId": "", "extraFees": ""})
+            rows.append({"id": uuid.uuid5(uuid.NAMESPACE_OID, f"funding-{r['ts_ms']}").hex, "symbol": SYMBOL, "category": "linear", "side": side, "transactionTime": str(r["ts_ms"]), "type": "SETTLEMENT", "transSubType": "", "qty": fmt_qty(abs(r["size"])), "size": fmt_qty(r["size"]), "currency": "USDT", "tradePrice": fmt_price(r["mark"]), "funding": fmt_money(r["funding"]), "fee": "", "cashFlow": "0", "change": fmt_money(-r["funding"]), "cashBalance": fmt_money(r["wallet_after"]), "feeRate": str(r["rate"]), "bonusChange": "", "tradeId": "", "orderId": "", "orderLinkId": "", "extraFees": ""})
         if q.get("type"):
             rows = [r for r in rows if r["type"] == q["type"]]
         if q.get("startTime"):
@@ -1033,6 +1072,7 @@ class StandIn:
         if b.get("category") != "linear":
             raise BybitError(10001, "params error: category")
         done = self.exchange.cancel_all(b)
+        self.order_log.append({"via": "rest", "action": "cancel_all", "args": dict(b), "retCode": 0, "retMsg": "OK"})
         return _ok({"list": [{"orderId": o.order_id, "orderLinkId": o.link_id} for o in done], "success": "1"})
 
     def _order_cancel_batch(self, q, b):

@@ -57,6 +57,20 @@ class BybitRest:
         row = result["list"][0]
         return int(row["fundingRateTimestamp"]), float(row["fundingRate"]) * 10_000
 
+    def amend(self, symbol: str, order_link_id: str, qty: str | None = None, trigger_price: str | None = None) -> dict:
+        """``/v5/order/amend`` by client order id (the DEMO path of a stop move: see
+        :mod:`auction_trader.adapters.bybit.execution`)."""
+        args = {"category": CATEGORY, "symbol": symbol, "orderLinkId": order_link_id}
+        if qty is not None:
+            args["qty"] = qty
+        if trigger_price is not None:
+            args["triggerPrice"] = trigger_price
+        return self._result(self._http.amend_order(**args))
+
+    def executions(self, symbol: str, order_link_id: str) -> list[dict]:
+        """The venue's executions (fills) of one order, newest first (``/v5/execution/list``)."""
+        return self._result(self._http.get_executions(category=CATEGORY, symbol=symbol, orderLinkId=order_link_id, limit=100))["list"]
+
     def account(self) -> AccountView:
         """The real account, read-only: USDT wallet and the symbol's position (one-way mode)."""
         wallet = self._result(self._http.get_wallet_balance(accountType="UNIFIED", coin="USDT"))
