@@ -2,12 +2,14 @@
 """Run the auction strategy live on Bybit v5 (dry-run, paper, shadow or live), or control a running node.
 
     python run_live.py --paper                      # Bybit market data, the backtest's simulated venue
+    python run_live.py --paper --dashboard          # ... and its web dashboard (URL printed at start)
     python run_live.py status|activate|deactivate|resolve [--data-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -59,7 +61,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup-catalog", type=Path, help="a catalog (e.g. imported Bybit history) supplying warm-up ticks before the recording")
     parser.add_argument("--yes-i-mean-live", action="store_true", help="skip the typed confirmation of --live (scripted use)")
     parser.add_argument("--log-level", default="WARNING", help="Nautilus log level (default WARNING)")
+    # -- dashboard (the web view of this node, served by the node's process) --
+    parser.add_argument("--dashboard", action="store_true", help="also serve the web dashboard of this node (its URL is printed at start)")
+    parser.add_argument("--dashboard-host", default="127.0.0.1", help="dashboard address (default 127.0.0.1; another needs AUCTION_TRADER_DASHBOARD_TOKEN, 16+ characters)")
+    parser.add_argument("--dashboard-port", type=int, default=8050, help="dashboard port (default 8050; 0 picks a free one)")
     return parser
+
+
+def dashboard_options(args: argparse.Namespace):
+    """``--dashboard``'s options, or an error message: off loopback it needs the token."""
+    from auction_trader.dashboard.__main__ import TOKEN_ENV  # noqa: PLC0415
+    from auction_trader.dashboard.app import loopback  # noqa: PLC0415
+    from auction_trader.live.node import DashboardOptions  # noqa: PLC0415
+
+    token = os.environ.get(TOKEN_ENV, "").strip() or None
+    if not loopback(args.dashboard_host) and (token is None or len(token) < 16):
+        return f"--dashboard-host {args.dashboard_host} is reachable from other machines: set {TOKEN_ENV} (16+ characters); every request must then carry it"
+    return DashboardOptions(args.dashboard_host, args.dashboard_port, token)
 
 
 def main(argv: list[str] | None = None, strategy_factory=None) -> int:
@@ -90,6 +108,12 @@ def main(argv: list[str] | None = None, strategy_factory=None) -> int:
         if typed.strip() != "LIVE":
             print("not confirmed; nothing started", file=sys.stderr)
             return 1
+    dashboard = None
+    if args.dashboard:
+        dashboard = dashboard_options(args)
+        if isinstance(dashboard, str):
+            print(f"error: {dashboard}", file=sys.stderr)
+            return 1
     endpoints = Endpoints(args.environment, args.rest_url, args.public_ws_url, args.private_ws_url, args.trade_ws_url)
     options = NodeOptions(
         mode=args.mode,
@@ -99,6 +123,7 @@ def main(argv: list[str] | None = None, strategy_factory=None) -> int:
         api_key=keys[0] if keys and args.mode in ("live", "shadow") else None,
         api_secret=keys[1] if keys and args.mode in ("live", "shadow") else None,
         log_level=args.log_level,
+        dashboard=dashboard,
     )
     try:
         return LiveNode(config, options, strategy_factory=strategy_factory).run()
