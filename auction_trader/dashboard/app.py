@@ -22,6 +22,7 @@ API (every ``{key}`` is a directory's path relative to ``--runs``):
 ``GET  /api/compare/{key}?a=&b=``   two combinations side by side (and their single runs, when run)
 ``POST /api/rerun/{key}?run_id=``   run one combination alone (full outputs); ``GET /api/job/{id}``
 ``WS   /ws/run/{key}``              new minutes, status and alerts as they appear
+``GET  /assets/{digest}/{name}``    the pages' CSS and scripts and plotly.min.js (see :class:`Assets`)
 ==================================  ==================================================================
 """
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import hmac
 import ipaddress
 import math
@@ -43,7 +45,6 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
 from auction_trader.dashboard.library import Library
@@ -53,7 +54,9 @@ from auction_trader.dashboard.source import ControlRefused
 STATIC = Path(__file__).with_name("static")
 COOKIE = "auction_trader_token"
 PUSH_INTERVAL_S = 0.25
-PUBLIC_PATHS = ("/login", "/static/", "/favicon.ico")
+PUBLIC_PATHS = ("/login", "/assets/", "/favicon.ico")
+#: An asset URL names its content: a browser keeps it a year and never asks again.
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def plotly_js() -> Path:
@@ -88,13 +91,13 @@ def create_app(runs: Path | None, settings: DashboardSettings | None = None, tok
     from auction_trader.dashboard.grids import Jobs  # noqa: PLC0415
 
     jobs = Jobs(on_done=lambda job: _after_job(library, job))
-    plotly_gz = _Gzipped(plotly_js())
+    assets = Assets({**{p.name: p for p in sorted(STATIC.glob("*.js")) + sorted(STATIC.glob("*.css"))}, "plotly.min.js": plotly_js()})
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         # The first page open must not pay for reading a run: read the newest ones ahead.
         library.warm_in_background()
-        threading.Thread(target=plotly_gz.get, name="dashboard-gzip", daemon=True).start()
+        threading.Thread(target=assets.compress_all, name="dashboard-gzip", daemon=True).start()
         yield
         library.stopping.set()
         jobs.stop()
@@ -117,7 +120,7 @@ def create_app(runs: Path | None, settings: DashboardSettings | None = None, tok
 
         @app.get("/login", response_class=HTMLResponse)
         def login_form() -> HTMLResponse:
-            return HTMLResponse((STATIC / "login.html").read_text())
+            return HTMLResponse(assets.link((STATIC / "login.html").read_text()))
 
         @app.post("/login")
         async def login(request: Request) -> Response:
@@ -126,25 +129,27 @@ def create_app(runs: Path | None, settings: DashboardSettings | None = None, tok
             from urllib.parse import unquote_plus  # noqa: PLC0415
 
             if not hmac.compare_digest(unquote_plus(given), token):
-                return HTMLResponse((STATIC / "login.html").read_text().replace("<!--error-->", "<p class=err>wrong token</p>"), status_code=401)
+                return HTMLResponse(assets.link((STATIC / "login.html").read_text()).replace("<!--error-->", "<p class=err>wrong token</p>"), status_code=401)
             resp = RedirectResponse("/", status_code=303)
             resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
             return resp
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.get("/static-lib/plotly.min.js")
-    def plotly(request: Request) -> Response:
-        # Compressed once per process, not per request (4.6 MB: ~0.3 s of CPU each time otherwise).
-        headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
+    @app.get("/assets/{digest}/{name}")
+    def asset(digest: str, name: str, request: Request) -> Response:
+        # Compressed once per process, not per request (plotly.min.js is 4.6 MB: ~0.3 s of CPU).
+        if not assets.current(name, digest):
+            raise HTTPException(404, f"no asset {digest}/{name} (the page that asked for it is older than this server: reload it)")
+        headers = {"Cache-Control": IMMUTABLE, "Vary": "Accept-Encoding", "ETag": f'"{digest}"'}
+        media = "text/css" if name.endswith(".css") else "application/javascript"
         if "gzip" in request.headers.get("accept-encoding", ""):
-            return Response(plotly_gz.get(), media_type="application/javascript", headers={**headers, "Content-Encoding": "gzip"})
-        return FileResponse(plotly_js(), media_type="application/javascript", headers=headers)
+            return Response(assets.gzipped(name), media_type=media, headers={**headers, "Content-Encoding": "gzip"})
+        return FileResponse(assets.paths[name], media_type=media, headers=headers)
 
     # -- pages -------------------------------------------------------------------------------------
 
     def page(name: str, title: str) -> HTMLResponse:
-        return HTMLResponse((STATIC / name).read_text().replace("{{title}}", title))
+        # Pages are small and always asked again (no-cache), so they always name the current assets.
+        return HTMLResponse(assets.link((STATIC / name).read_text().replace("{{title}}", title)), headers={"Cache-Control": "no-cache"})
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
@@ -302,19 +307,42 @@ def create_app(runs: Path | None, settings: DashboardSettings | None = None, tok
     return app
 
 
-class _Gzipped:
-    """A static file's gzip bytes, made once (thread-safe)."""
+class Assets:
+    """The pages' CSS and scripts and plotly.min.js at content-addressed URLs,
+    ``/assets/<sha256 prefix>/<name>``, served ``immutable`` for a year: a browser that has opened
+    one page never asks for them again, not even to revalidate, and Chromium keeps their compiled
+    code (the V8 code cache) with them, so a second open skips most of parsing plotly.js (4.6 MB).
+    A changed file gets a new URL; pages are served ``no-cache`` and name the current ones
+    (:meth:`link`). Each file's gzip is made once, on first request or in the background at start."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._data: bytes | None = None
-        self._lock = threading.Lock()
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self.paths = dict(paths)
+        self.digests = {name: hashlib.sha256(path.read_bytes()).hexdigest()[:16] for name, path in self.paths.items()}
+        self._gz: dict[str, bytes] = {}
+        self._locks = {name: threading.Lock() for name in self.paths}
 
-    def get(self) -> bytes:
-        with self._lock:
-            if self._data is None:
-                self._data = gzip.compress(self.path.read_bytes(), compresslevel=6, mtime=0)
-            return self._data
+    def url(self, name: str) -> str:
+        return f"/assets/{self.digests[name]}/{name}"
+
+    def current(self, name: str, digest: str) -> bool:
+        return self.digests.get(name) == digest
+
+    def link(self, html: str) -> str:
+        """``html`` with its ``/static/NAME`` and ``/static-lib/plotly.min.js`` references replaced
+        by the assets' current URLs."""
+        for name in self.paths:
+            html = html.replace(f'"/static/{name}"', f'"{self.url(name)}"').replace(f'"/static-lib/{name}"', f'"{self.url(name)}"')
+        return html
+
+    def gzipped(self, name: str) -> bytes:
+        with self._locks[name]:  # one lock per file: app.css never waits for plotly's 0.2 s
+            if name not in self._gz:
+                self._gz[name] = gzip.compress(self.paths[name].read_bytes(), compresslevel=9, mtime=0)
+            return self._gz[name]
+
+    def compress_all(self) -> None:
+        for name in sorted(self.paths, key=lambda n: n != "plotly.min.js"):
+            self.gzipped(name)
 
 
 def warm_imports() -> None:
