@@ -41,6 +41,11 @@ Keys come only from the environment, never from files or flags, and are never pr
   --environment demo, BYBIT_API_KEY_TESTNET / BYBIT_API_SECRET_TESTNET with --environment testnet.
 Needed for --live and --shadow; --dry-run and --paper use public data only.
 
+With --dashboard the node also serves its web dashboard (python -m auction_trader.dashboard's trading
+view of this data dir, with the activate / deactivate / resolve buttons) from its own process, on
+127.0.0.1:8050 by default; the URL is printed at start, and it stops with the node. Another
+--dashboard-host needs AUCTION_TRADER_DASHBOARD_TOKEN (16+ characters) on every request.
+
 Control a running node (same --data-dir): status, activate, deactivate, resolve."""
 
 
@@ -63,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", help="Nautilus log level (default WARNING)")
     # -- dashboard (the web view of this node, served by the node's process) --
     parser.add_argument("--dashboard", action="store_true", help="also serve the web dashboard of this node (its URL is printed at start)")
-    parser.add_argument("--dashboard-host", default="127.0.0.1", help="dashboard address (default 127.0.0.1; another needs AUCTION_TRADER_DASHBOARD_TOKEN, 16+ characters)")
-    parser.add_argument("--dashboard-port", type=int, default=8050, help="dashboard port (default 8050; 0 picks a free one)")
+    parser.add_argument("--dashboard-host", help="dashboard address (default 127.0.0.1; another needs AUCTION_TRADER_DASHBOARD_TOKEN, 16+ characters)")
+    parser.add_argument("--dashboard-port", type=int, help="dashboard port (default 8050; 0 picks a free one)")
     return parser
 
 
@@ -74,10 +79,12 @@ def dashboard_options(args: argparse.Namespace):
     from auction_trader.dashboard.app import loopback  # noqa: PLC0415
     from auction_trader.live.node import DashboardOptions  # noqa: PLC0415
 
+    host = args.dashboard_host or DashboardOptions.host
+    port = DashboardOptions.port if args.dashboard_port is None else args.dashboard_port
     token = os.environ.get(TOKEN_ENV, "").strip() or None
-    if not loopback(args.dashboard_host) and (token is None or len(token) < 16):
-        return f"--dashboard-host {args.dashboard_host} is reachable from other machines: set {TOKEN_ENV} (16+ characters); every request must then carry it"
-    return DashboardOptions(args.dashboard_host, args.dashboard_port, token)
+    if not loopback(host) and (token is None or len(token) < 16):
+        return f"--dashboard-host {host} is reachable from other machines: set {TOKEN_ENV} (16+ characters); every request must then carry it"
+    return DashboardOptions(host, port, token)
 
 
 def main(argv: list[str] | None = None, strategy_factory=None) -> int:
@@ -95,6 +102,15 @@ def main(argv: list[str] | None = None, strategy_factory=None) -> int:
         return 1
     from auction_trader.live.node import Endpoints, LiveNode, NodeOptions, StartError, api_keys  # noqa: PLC0415
 
+    dashboard = None
+    if not args.dashboard and (args.dashboard_host is not None or args.dashboard_port is not None):
+        print("error: --dashboard-host / --dashboard-port need --dashboard", file=sys.stderr)
+        return 1
+    if args.dashboard:
+        dashboard = dashboard_options(args)
+        if isinstance(dashboard, str):
+            print(f"error: {dashboard}", file=sys.stderr)
+            return 1
     keys = api_keys(args.environment)
     if args.mode in ("live", "shadow") and keys is None:
         suffix = {"mainnet": "", "demo": "_DEMO", "testnet": "_TESTNET"}[args.environment]
@@ -107,12 +123,6 @@ def main(argv: list[str] | None = None, strategy_factory=None) -> int:
         typed = input(f"Real orders on Bybit {args.environment.upper()} for {config.market.instrument}. Type LIVE to continue: ")
         if typed.strip() != "LIVE":
             print("not confirmed; nothing started", file=sys.stderr)
-            return 1
-    dashboard = None
-    if args.dashboard:
-        dashboard = dashboard_options(args)
-        if isinstance(dashboard, str):
-            print(f"error: {dashboard}", file=sys.stderr)
             return 1
     endpoints = Endpoints(args.environment, args.rest_url, args.public_ws_url, args.private_ws_url, args.trade_ws_url)
     options = NodeOptions(

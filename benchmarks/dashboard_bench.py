@@ -11,6 +11,8 @@ sample market) and Debian's chromium + chromium-driver.
   navigation from ``about:blank``, as a trader opening it again would): the assets are at
   content-hashed ``immutable`` URLs, so nothing but the page and its JSON is asked for, and
   Chromium reuses plotly.js's compiled code from its code cache.
+* **reload**: then the page reloaded (F5) as many times: the browser asks again for what it
+  must revalidate.
 
 Time-to-drawn is the page's own ``window.AT_LOAD_MS``: ``performance.now()`` (ms since navigation
 start) when the price chart with its volume profile, the order-flow, footprint and equity charts and
@@ -101,8 +103,13 @@ FIRST: list[float] = []  # AT_FIRST_MS of the trading view's loads, in order
 PLOTLY: list[tuple[int, int]] = []  # plotly.min.js of each trading-view load: (bytes over the wire, bytes decoded)
 
 
-def drawn_ms(driver, url: str, timeout: float = 60.0) -> float:
-    driver.get(url)
+def drawn_ms(driver, url: str | None, timeout: float = 60.0) -> float:
+    """Open ``url`` (None: reload the page, as F5 does) and wait until it is drawn."""
+    if url is None:
+        driver.execute_script("window.AT_READY = false")
+        driver.refresh()
+    else:
+        driver.get(url)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = driver.execute_script("return [window.AT_READY === true, window.AT_LOAD_MS || null, (window.AT_ERRORS || []).join('; ')]")
@@ -156,7 +163,7 @@ def main() -> int:
     parser.add_argument("--runs", default=str(ROOT / "runs"), help="runs folder (default runs/)")
     parser.add_argument("--run", default="sample", help="the run's key under --runs (default sample, the demo's)")
     parser.add_argument("--cold", type=int, default=3, help="cold opens, each on a fresh server and browser (default 3)")
-    parser.add_argument("--warm", type=int, default=5, help="warm reloads (default 5)")
+    parser.add_argument("--warm", type=int, default=5, help="warm opens, then as many reloads (default 5)")
     args = parser.parse_args()
     runs = Path(args.runs)
     if not (runs / args.run / "metrics.json").exists():
@@ -204,6 +211,8 @@ def main() -> int:
                         driver.get("about:blank")
                         warm.append(drawn_ms(driver, f"http://127.0.0.1:{port}/run/{args.run}"))
                     warm_plotly = PLOTLY[-args.warm :]
+                    reload = [drawn_ms(driver, None) for _ in range(args.warm)]
+                    reload_plotly = PLOTLY[-args.warm :]
                     warm_first = FIRST[-args.warm :]
                     baseline_warm = []
                     for _ in range(args.warm):
@@ -228,6 +237,7 @@ def main() -> int:
         ("  first view (tiles, price)", cold_first, baseline_cold),
         ("warm (opened again)", warm, baseline_warm),
         ("  first view (tiles, price)", warm_first, baseline_warm),
+        ("reload (F5)", reload, baseline_warm),
     ]
     print(f"\nTrading view of a {n_minutes / 60:.1f}-hour run, time to drawn (ms since navigation start):")
     print(f"{'':<31}{'median':>8}{'min':>8}{'max':>8}{'baseline':>10}{'ratio':>7}{'target':>8}")
@@ -235,7 +245,7 @@ def main() -> int:
         print(f"{label:<31}{med(xs):>8.0f}{min(xs):>8.0f}{max(xs):>8.0f}{med(base):>10.0f}{med(xs) / med(base):>7.2f}{'< 2000':>8}")
     print(f"warm opens one by one (ms): {', '.join(f'{x:.0f}' for x in warm)}")
     kb = lambda n: f"{n / 1024:.0f} KB"  # noqa: E731
-    print(f"plotly.min.js over the wire: cold {kb(cold_plotly[0])} (of {kb(cold_plotly[1])}), warm {', '.join(kb(t) for t, _ in warm_plotly)} (0: from the browser's cache, not asked for)")
+    print(f"plotly.min.js over the wire: cold {kb(cold_plotly[0])} (of {kb(cold_plotly[1])}); opened again {', '.join(kb(t) for t, _ in warm_plotly)}; reloaded {', '.join(kb(t) for t, _ in reload_plotly)} (0: from the browser's cache)")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine: the ratios are the comparable figures)")
     print("baseline: a static page loading the same plotly.min.js from disk and drawing one candlestick chart of as many minutes")
     return 0

@@ -22,7 +22,7 @@ import pytest
 
 from auction_trader.features import load_ticks
 from auction_trader.instrument import BTCUSDT
-from auction_trader.live.node import NodeHooks
+from auction_trader.live.node import DashboardOptions, NodeHooks
 from auction_trader.live.sequencer import MINUTE_NS
 from tests.live_harness import NodeProcess, endpoint_args, preseed, rows
 from tests.test_dashboard_browser import ARTIFACTS, browser, console_errors, open_page, wait  # noqa: F401 (fixture)
@@ -122,3 +122,6 @@ def test_dashboard_off_loopback_needs_the_token(monkeypatch, capsys):
     opts = run_live.dashboard_options(run_live.build_parser().parse_args(["--paper", "--dashboard", "--dashboard-host", "0.0.0.0", "--dashboard-port", "9"]))
     assert (opts.host, opts.port, opts.token) == ("0.0.0.0", 9, "x" * 16)
     assert "x" * 16 not in repr(opts)
+    assert run_live.dashboard_options(run_live.build_parser().parse_args(["--paper", "--dashboard"])) == DashboardOptions("127.0.0.1", 8050, "x" * 16)
+    assert run_live.main(["--paper", "--dashboard-port", "9000"]) == 1
+    assert "--dashboard-host / --dashboard-port need --dashboard" in capsys.readouterr().err
