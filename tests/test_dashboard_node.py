@@ -72,6 +72,9 @@ def test_paper_node_dashboard_draws_refuses_activation_and_pushes_a_live_minute(
         answer = wait(browser, "const t = window.AT_CONTROL_ANSWER; return t && !t.includes('asking') ? t : null", "the node's answer")
         assert re.fullmatch(rf"activate refused: warm-up incomplete: \d+ of {WARMUP} minutes", answer), answer
         assert node.wait_for(r"^control: ", 0.5) is None, "a refused activation changes nothing"
+        wait(browser, "return document.getElementById('alerts').textContent.includes('refused')", "the refusal in the alert feed")
+        assert "[object Object]" not in browser.find_element(By.ID, "alerts").text, "alert details are written out"
+        assert browser.execute_script("const e = document.getElementById('summary'); return e.scrollWidth <= e.clientWidth"), "the run panel fits"
         browser.save_screenshot(str(ARTIFACTS / "node-refused.png"))
 
         # The first minute holding live ticks closes at its boundary + 2 s of grace: pushed, drawn.

@@ -348,7 +348,7 @@
   function feeds() {
     const ts = S.m.ts_min[S.idx], now = ts + MIN;
     const alerts = (S.alertsLoaded || []).slice().reverse();
-    $("alerts").innerHTML = alerts.length ? alerts.map((a) => `<div class="item ${a.ts_ms > now ? "future" : ""}"><span class="when">${AT.time(a.ts_ms)}</span><b>${AT.esc(a.alert)}</b> <span class="dim">${AT.esc(Object.entries(a.detail || {}).map(([k, v]) => `${k} ${typeof v === "number" ? +v.toFixed(4) : v}`).join(" · "))}</span></div>`).join("") : '<p class="note">no alerts</p>';
+    $("alerts").innerHTML = alerts.length ? alerts.map((a) => `<div class="item ${a.ts_ms > now ? "future" : ""}"><span class="when">${AT.time(a.ts_ms)}</span><b>${AT.esc(a.alert)}</b> <span class="dim">${AT.esc(Object.entries(a.detail || {}).map(([k, v]) => `${k} ${typeof v === "number" ? +v.toFixed(4) : v !== null && typeof v === "object" ? JSON.stringify(v) : v}`).join(" · "))}</span></div>`).join("") : '<p class="note">no alerts</p>';
     const sig = S.marks.signals.filter((s) => s.ts_min <= ts).slice(-40).reverse();
     $("signals").innerHTML = sig.length ? sig.map((s) => `<div class="item"><span class="when">${AT.time(s.ts_min)}</span><b>${AT.esc(s.action)}</b> ${AT.esc(s.reason)} <span class="dim">${AT.esc(s.fired.join(", "))}</span></div>`).join("") : '<p class="note">no signal up to this minute</p>';
   }
