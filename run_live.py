@@ -2,12 +2,14 @@
 """Run the auction strategy live on Bybit v5 (dry-run, paper, shadow or live), or control a running node.
 
     python run_live.py --paper                      # Bybit market data, the backtest's simulated venue
+    python run_live.py --paper --dashboard          # ... and its web dashboard (URL printed at start)
     python run_live.py status|activate|deactivate|resolve [--data-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +41,11 @@ Keys come only from the environment, never from files or flags, and are never pr
   --environment demo, BYBIT_API_KEY_TESTNET / BYBIT_API_SECRET_TESTNET with --environment testnet.
 Needed for --live and --shadow; --dry-run and --paper use public data only.
 
+With --dashboard the node also serves its web dashboard (python -m auction_trader.dashboard's trading
+view of this data dir, with the activate / deactivate / resolve buttons) from its own process, on
+127.0.0.1:8050 by default; the URL is printed at start, and it stops with the node. Another
+--dashboard-host needs AUCTION_TRADER_DASHBOARD_TOKEN (16+ characters) on every request.
+
 Control a running node (same --data-dir): status, activate, deactivate, resolve."""
 
 
@@ -59,7 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup-catalog", type=Path, help="a catalog (e.g. imported Bybit history) supplying warm-up ticks before the recording")
     parser.add_argument("--yes-i-mean-live", action="store_true", help="skip the typed confirmation of --live (scripted use)")
     parser.add_argument("--log-level", default="WARNING", help="Nautilus log level (default WARNING)")
+    # -- dashboard (the web view of this node, served by the node's process) --
+    parser.add_argument("--dashboard", action="store_true", help="also serve the web dashboard of this node (its URL is printed at start)")
+    parser.add_argument("--dashboard-host", help="dashboard address (default 127.0.0.1; another needs AUCTION_TRADER_DASHBOARD_TOKEN, 16+ characters)")
+    parser.add_argument("--dashboard-port", type=int, help="dashboard port (default 8050; 0 picks a free one)")
     return parser
+
+
+def dashboard_options(args: argparse.Namespace):
+    """``--dashboard``'s options, or an error message: off loopback it needs the token."""
+    from auction_trader.dashboard.__main__ import TOKEN_ENV  # noqa: PLC0415
+    from auction_trader.dashboard.app import loopback  # noqa: PLC0415
+    from auction_trader.live.node import DashboardOptions  # noqa: PLC0415
+
+    host = args.dashboard_host or DashboardOptions.host
+    port = DashboardOptions.port if args.dashboard_port is None else args.dashboard_port
+    token = os.environ.get(TOKEN_ENV, "").strip() or None
+    if not loopback(host) and (token is None or len(token) < 16):
+        return f"--dashboard-host {host} is reachable from other machines: set {TOKEN_ENV} (16+ characters); every request must then carry it"
+    return DashboardOptions(host, port, token)
 
 
 def main(argv: list[str] | None = None, strategy_factory=None) -> int:
@@ -77,6 +102,15 @@ def main(argv: list[str] | None = None, strategy_factory=None) -> int:
         return 1
     from auction_trader.live.node import Endpoints, LiveNode, NodeOptions, StartError, api_keys  # noqa: PLC0415
 
+    dashboard = None
+    if not args.dashboard and (args.dashboard_host is not None or args.dashboard_port is not None):
+        print("error: --dashboard-host / --dashboard-port need --dashboard", file=sys.stderr)
+        return 1
+    if args.dashboard:
+        dashboard = dashboard_options(args)
+        if isinstance(dashboard, str):
+            print(f"error: {dashboard}", file=sys.stderr)
+            return 1
     keys = api_keys(args.environment)
     if args.mode in ("live", "shadow") and keys is None:
         suffix = {"mainnet": "", "demo": "_DEMO", "testnet": "_TESTNET"}[args.environment]
@@ -99,6 +133,7 @@ def main(argv: list[str] | None = None, strategy_factory=None) -> int:
         api_key=keys[0] if keys and args.mode in ("live", "shadow") else None,
         api_secret=keys[1] if keys and args.mode in ("live", "shadow") else None,
         log_level=args.log_level,
+        dashboard=dashboard,
     )
     try:
         return LiveNode(config, options, strategy_factory=strategy_factory).run()

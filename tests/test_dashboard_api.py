@@ -279,6 +279,27 @@ def test_settings_levels_and_overrides():
         DashboardSettings.from_overrides(["colour=red"])
 
 
-def test_plotly_is_served_from_the_package(client):
-    r = client.get("/static-lib/plotly.min.js")
-    assert r.status_code == 200 and r.content.startswith(b"/**") and len(r.content) > 1_000_000
+def test_assets_at_content_hashed_urls_cached_immutable_and_gzipped(client):
+    import hashlib  # noqa: PLC0415
+    import re  # noqa: PLC0415
+
+    from auction_trader.dashboard.app import STATIC, plotly_js  # noqa: PLC0415
+
+    page = client.get("/run/run-a")
+    assert page.headers["cache-control"] == "no-cache"
+    urls = re.findall(r'(?:src|href)="(/assets/[0-9a-f]{16}/[\w.]+)"', page.text)
+    assert sorted(u.rsplit("/", 1)[1] for u in urls) == ["app.css", "common.js", "plotly.min.js", "run.js"]
+    assert "/static" not in page.text
+    for url in urls:
+        name = url.rsplit("/", 1)[1]
+        raw = (plotly_js() if name == "plotly.min.js" else STATIC / name).read_bytes()
+        assert url.split("/")[2] == hashlib.sha256(raw).hexdigest()[:16], "the URL names the content"
+        r = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert r.headers["content-encoding"] == "gzip" and r.content == raw  # the client decodes it
+        assert int(r.headers["content-length"]) < len(raw) * (0.35 if name == "plotly.min.js" else 0.9)
+        plain = client.get(url, headers={"Accept-Encoding": "identity"})
+        assert plain.status_code == 200 and "content-encoding" not in plain.headers and plain.content == raw
+    stale = client.get(urls[0].replace(urls[0].split("/")[2], "0" * 16))
+    assert stale.status_code == 404 and "reload" in stale.json()["detail"]
+    assert client.get("/assets/" + urls[0].split("/")[2] + "/../app.py").status_code == 404

@@ -22,23 +22,29 @@ API (every ``{key}`` is a directory's path relative to ``--runs``):
 ``GET  /api/compare/{key}?a=&b=``   two combinations side by side (and their single runs, when run)
 ``POST /api/rerun/{key}?run_id=``   run one combination alone (full outputs); ``GET /api/job/{id}``
 ``WS   /ws/run/{key}``              new minutes, status and alerts as they appear
+``GET  /assets/{digest}/{name}``    the pages' CSS and scripts and plotly.min.js (see :class:`Assets`)
 ==================================  ==================================================================
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import hashlib
 import hmac
+import ipaddress
 import math
 import sqlite3
+import threading
+import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
 from auction_trader.dashboard.library import Library
@@ -48,7 +54,9 @@ from auction_trader.dashboard.source import ControlRefused
 STATIC = Path(__file__).with_name("static")
 COOKIE = "auction_trader_token"
 PUSH_INTERVAL_S = 0.25
-PUBLIC_PATHS = ("/login", "/static/", "/favicon.ico")
+PUBLIC_PATHS = ("/login", "/assets/", "/favicon.ico")
+#: An asset URL names its content: a browser keeps it a year and never asks again.
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def plotly_js() -> Path:
@@ -72,17 +80,26 @@ def _json(obj: Any) -> JSONResponse:
     return JSONResponse(_clean(obj))
 
 
-def create_app(runs: Path, settings: DashboardSettings | None = None, token: str | None = None) -> FastAPI:
-    """The app over the runs folder ``runs``; ``token`` set: every request must carry it."""
+def create_app(runs: Path | None, settings: DashboardSettings | None = None, token: str | None = None, live: Any = None) -> FastAPI:
+    """The app over the runs folder ``runs`` and/or a live node (``live``: a
+    :class:`~auction_trader.dashboard.live.LiveSource`, served at ``/run/live``); ``token`` set:
+    every request must carry it."""
     library = Library(runs, settings)
+    if live is not None:
+        library.live[live.key] = live
     warm_imports()
     from auction_trader.dashboard.grids import Jobs  # noqa: PLC0415
 
     jobs = Jobs(on_done=lambda job: _after_job(library, job))
+    assets = Assets({**{p.name: p for p in sorted(STATIC.glob("*.js")) + sorted(STATIC.glob("*.css"))}, "plotly.min.js": plotly_js()})
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        # The first page open must not pay for reading a run: read the newest ones ahead.
+        library.warm_in_background()
+        threading.Thread(target=assets.compress_all, name="dashboard-gzip", daemon=True).start()
         yield
+        library.stopping.set()
         jobs.stop()
 
     app = FastAPI(title="auction-trader dashboard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
@@ -103,7 +120,7 @@ def create_app(runs: Path, settings: DashboardSettings | None = None, token: str
 
         @app.get("/login", response_class=HTMLResponse)
         def login_form() -> HTMLResponse:
-            return HTMLResponse((STATIC / "login.html").read_text())
+            return HTMLResponse(assets.link((STATIC / "login.html").read_text()))
 
         @app.post("/login")
         async def login(request: Request) -> Response:
@@ -112,21 +129,27 @@ def create_app(runs: Path, settings: DashboardSettings | None = None, token: str
             from urllib.parse import unquote_plus  # noqa: PLC0415
 
             if not hmac.compare_digest(unquote_plus(given), token):
-                return HTMLResponse((STATIC / "login.html").read_text().replace("<!--error-->", "<p class=err>wrong token</p>"), status_code=401)
+                return HTMLResponse(assets.link((STATIC / "login.html").read_text()).replace("<!--error-->", "<p class=err>wrong token</p>"), status_code=401)
             resp = RedirectResponse("/", status_code=303)
             resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
             return resp
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.get("/static-lib/plotly.min.js")
-    def plotly() -> FileResponse:
-        return FileResponse(plotly_js(), media_type="application/javascript", headers={"Cache-Control": "public, max-age=86400"})
+    @app.get("/assets/{digest}/{name}")
+    def asset(digest: str, name: str, request: Request) -> Response:
+        # Compressed once per process, not per request (plotly.min.js is 4.6 MB: ~0.3 s of CPU).
+        if not assets.current(name, digest):
+            raise HTTPException(404, f"no asset {digest}/{name} (the page that asked for it is older than this server: reload it)")
+        headers = {"Cache-Control": IMMUTABLE, "Vary": "Accept-Encoding", "ETag": f'"{digest}"'}
+        media = "text/css" if name.endswith(".css") else "application/javascript"
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(assets.gzipped(name), media_type=media, headers={**headers, "Content-Encoding": "gzip"})
+        return FileResponse(assets.paths[name], media_type=media, headers=headers)
 
     # -- pages -------------------------------------------------------------------------------------
 
     def page(name: str, title: str) -> HTMLResponse:
-        return HTMLResponse((STATIC / name).read_text().replace("{{title}}", title))
+        # Pages are small and always asked again (no-cache), so they always name the current assets.
+        return HTMLResponse(assets.link((STATIC / name).read_text().replace("{{title}}", title)), headers={"Cache-Control": "no-cache"})
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
@@ -146,7 +169,9 @@ def create_app(runs: Path, settings: DashboardSettings | None = None, token: str
 
     @app.get("/api/library")
     def api_library() -> JSONResponse:
-        return _json(library.listing())
+        listing = library.listing()
+        library.warm_in_background()  # the runs it lists are likely opened next
+        return _json(listing)
 
     @app.get("/api/run/{key:path}")
     def api_run(key: str) -> JSONResponse:
@@ -185,7 +210,7 @@ def create_app(runs: Path, settings: DashboardSettings | None = None, token: str
         try:
             return _json({"accepted": True, **source.control(command)})
         except ControlRefused as exc:
-            return JSONResponse({"accepted": False, "reason": str(exc)}, status_code=409)
+            return JSONResponse({"accepted": False, "command": command, "reason": str(exc)}, status_code=409)
 
     # -- grids -------------------------------------------------------------------------------------
 
@@ -249,24 +274,75 @@ def create_app(runs: Path, settings: DashboardSettings | None = None, token: str
             return
         await ws.accept()
         head = source.head()
-        await ws.send_json(_clean({"type": "hello", "head": head, "status": source.status()}))
+        status = source.status()
+        seen_alerts = len(source.alerts(None))
+        version = getattr(source, "version", lambda: None)
+        seen_version = await asyncio.to_thread(version)
+        await ws.send_json(_clean({"type": "hello", "head": head, "status": status}))
         try:
             while True:
                 try:  # listening, not sleeping: a client that leaves (or a server shutting down) ends the loop
                     await asyncio.wait_for(ws.receive_text(), timeout=PUSH_INTERVAL_S)
                 except TimeoutError:
                     pass
+                now_version = await asyncio.to_thread(version)
+                if now_version is not None and now_version == seen_version:
+                    continue  # a live store nobody wrote to since: nothing to read
+                seen_version = now_version
                 new = await asyncio.to_thread(source.head)
+                new_status = await asyncio.to_thread(source.status)
                 if new is not None and (head is None or new > head):
                     start = None if head is None else head + 60_000
                     minutes = await asyncio.to_thread(source.minutes, start, new)
-                    alerts = await asyncio.to_thread(source.alerts, start)
-                    await ws.send_json(_clean({"type": "minutes", "head": new, "minutes": minutes, "alerts": alerts, "status": source.status()}))
-                    head = new
+                    alerts = await asyncio.to_thread(source.alerts, None)
+                    await ws.send_json(_clean({"type": "minutes", "head": new, "minutes": minutes, "alerts": alerts[seen_alerts:], "status": new_status}))
+                    head, status, seen_alerts = new, new_status, len(alerts)
+                elif new_status != status:  # halted, activated, warm-up: no new minute needed to show it
+                    alerts = await asyncio.to_thread(source.alerts, None)
+                    await ws.send_json(_clean({"type": "status", "status": new_status, "alerts": alerts[seen_alerts:]}))
+                    status, seen_alerts = new_status, len(alerts)
         except (WebSocketDisconnect, RuntimeError):
             return
 
     return app
+
+
+class Assets:
+    """The pages' CSS and scripts and plotly.min.js at content-addressed URLs,
+    ``/assets/<sha256 prefix>/<name>``, served ``immutable`` for a year: a browser that has opened
+    one page never asks for them again, not even to revalidate, and Chromium keeps their compiled
+    code (the V8 code cache) with them, so a second open skips most of parsing plotly.js (4.6 MB).
+    A changed file gets a new URL; pages are served ``no-cache`` and name the current ones
+    (:meth:`link`). Each file's gzip is made once, on first request or in the background at start."""
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self.paths = dict(paths)
+        self.digests = {name: hashlib.sha256(path.read_bytes()).hexdigest()[:16] for name, path in self.paths.items()}
+        self._gz: dict[str, bytes] = {}
+        self._locks = {name: threading.Lock() for name in self.paths}
+
+    def url(self, name: str) -> str:
+        return f"/assets/{self.digests[name]}/{name}"
+
+    def current(self, name: str, digest: str) -> bool:
+        return self.digests.get(name) == digest
+
+    def link(self, html: str) -> str:
+        """``html`` with its ``/static/NAME`` and ``/static-lib/plotly.min.js`` references replaced
+        by the assets' current URLs."""
+        for name in self.paths:
+            html = html.replace(f'"/static/{name}"', f'"{self.url(name)}"').replace(f'"/static-lib/{name}"', f'"{self.url(name)}"')
+        return html
+
+    def gzipped(self, name: str) -> bytes:
+        with self._locks[name]:  # one lock per file: app.css never waits for plotly's 0.2 s
+            if name not in self._gz:
+                self._gz[name] = gzip.compress(self.paths[name].read_bytes(), compresslevel=9, mtime=0)
+            return self._gz[name]
+
+    def compress_all(self) -> None:
+        for name in sorted(self.paths, key=lambda n: n != "plotly.min.js"):
+            self.gzipped(name)
 
 
 def warm_imports() -> None:
@@ -308,3 +384,61 @@ def _after_job(library: Library, job) -> None:
     elif job.state == "done":
         job.state = "failed"
         job.output += f"\nthe run finished but no run directory under {library.root} has run id {job.run_id} (different code or data since the grid?)"
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ServerHandle:
+    """A dashboard serving in a thread of this process (``run_live.py --dashboard``)."""
+
+    url: str
+    port: int
+    server: Any
+    thread: threading.Thread
+    source: Any
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving (open pages lose their WebSocket), join the thread, close the store reader."""
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.source.close()
+
+
+def serve_in_thread(
+    data_dir: str | Path, host: str = "127.0.0.1", port: int = 8050, *, config: Any = None, runs: Path | None = None,
+    settings: DashboardSettings | None = None, token: str | None = None, start_timeout: float = 30.0,
+) -> ServerHandle:  # fmt: skip
+    """Serve the trading view of the node whose data dir is ``data_dir`` (``/run/live``), and the
+    runs under ``runs`` if given, from a daemon thread. ``port=0`` picks a free port (``handle.port``).
+    ``config``: the node's :class:`~auction_trader.config.AuctionConfig` (its windows and thresholds).
+    A non-loopback ``host`` needs a ``token``. Returns once the server accepts connections."""
+    import uvicorn  # noqa: PLC0415
+
+    from auction_trader.dashboard.live import LiveSource  # noqa: PLC0415
+
+    if not loopback(host) and not token:
+        raise ValueError(f"host {host} is reachable from other machines: pass a token (16+ characters)")
+    source = LiveSource(data_dir, config, settings)
+    app = create_app(runs, settings, token, live=source)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not server.started:
+        server.should_exit = True
+        thread.join(5)
+        source.close()
+        raise RuntimeError(f"the dashboard did not start on {host}:{port} within {start_timeout:.0f} s (port in use?)")
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    return ServerHandle(f"http://{host}:{bound}/run/{source.key}", bound, server, thread, source)

@@ -23,6 +23,8 @@ from auction_trader.dashboard.settings import DashboardSettings
 from auction_trader.dashboard.ticks import CatalogTicks
 
 RESCAN_SECONDS = 2.0
+#: Runs read ahead in the background (newest first) when the server starts and when the index lists them.
+WARM_RUNS = 8
 
 
 def _is_grid(path: Path) -> bool:
@@ -39,13 +41,52 @@ def _is_grid(path: Path) -> bool:
 
 
 class Library:
-    def __init__(self, root: Path, settings: DashboardSettings | None = None) -> None:
-        self.root = Path(root).resolve()
+    def __init__(self, root: Path | None, settings: DashboardSettings | None = None) -> None:
+        self.root = Path(root).resolve() if root is not None else None
         self.settings = settings or DashboardSettings()
         self.runs: dict[str, BacktestRun] = {}
         self.grids: dict[str, GridDir] = {}
         self._scanned = 0.0
         self._lock = threading.Lock()
+        self._warmed: dict[str, float] = {}  # run key -> metrics.json mtime when it was warmed
+        self._warming = threading.Lock()
+        self.stopping = threading.Event()
+        self.live: dict[str, Any] = {}  # key -> a live source (LiveSource), served like a run
+
+    def warm_in_background(self) -> threading.Thread:
+        """Read the newest runs ahead, in a thread: the first open of a trading view then costs what
+        a second one does (the files parsed, the ledger built, the catalog's row groups decoded)."""
+        thread = threading.Thread(target=self.warm, name="dashboard-warm", daemon=True)
+        thread.start()
+        return thread
+
+    def warm(self, limit: int = WARM_RUNS) -> None:
+        if not self._warming.acquire(blocking=False):
+            return  # one warmer at a time; the running one will see the same runs
+        try:
+            for source in self.live.values():
+                if self.stopping.is_set():
+                    return
+                _quietly(source.warm)
+            self.scan()
+
+            def mtime(run: BacktestRun) -> float:
+                try:
+                    return (run.path / "metrics.json").stat().st_mtime
+                except OSError:
+                    return 0.0
+
+            runs = sorted(self.runs.values(), key=mtime, reverse=True)[:limit]
+            for run in runs:
+                if self.stopping.is_set():
+                    return
+                stamp = mtime(run)
+                if self._warmed.get(run.key) == stamp:
+                    continue
+                _quietly(run.warm)
+                self._warmed[run.key] = stamp
+        finally:
+            self._warming.release()
 
     def _key(self, path: Path) -> str:
         rel = path.relative_to(self.root).as_posix()
@@ -56,7 +97,7 @@ class Library:
             if not force and time.monotonic() - self._scanned < RESCAN_SECONDS:
                 return
             runs, grids = {}, {}
-            if self.root.is_dir():
+            if self.root is not None and self.root.is_dir():
                 for dirpath, dirnames, filenames in os.walk(self.root):
                     dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                     path = Path(dirpath)
@@ -70,6 +111,8 @@ class Library:
             self._scanned = time.monotonic()
 
     def run(self, key: str) -> BacktestRun:
+        if key in self.live:
+            return self.live[key]
         if key not in self.runs:
             self.scan(force=True)
         if key not in self.runs:
@@ -109,7 +152,19 @@ class Library:
                 grids.append(grid.summary())
             except (sqlite3.Error, ValueError, KeyError) as exc:
                 grids.append({"key": key, "name": Path(key).name, "error": str(exc)})
-        return {"root": str(self.root), "runs": runs, "grids": grids}
+        live = []
+        for key, source in self.live.items():
+            st = source.status()
+            live.append({"key": key, "data_dir": str(source.path), "mode": st["mode"], "active": st.get("active"), "halted": st["halted"], "warmup": st["warmup"], "head": source.head()})
+        return {"root": str(self.root or ""), "runs": runs, "grids": grids, "live": live}
+
+
+def _quietly(fn) -> None:
+    """Warming is best effort: a broken run shows its error when it is opened, not here."""
+    try:
+        fn()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 @lru_cache(maxsize=16)

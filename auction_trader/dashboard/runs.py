@@ -197,6 +197,7 @@ class BacktestRun:
             "first_minute": int(ts[0]) if len(ts) else None,
             "last_minute": int(ts[-1]) if len(ts) else None,
             "minutes": len(ts),
+            "initial_minute": self.initial_minute(),
             "config": self.config,
             "thresholds": self.settings.thresholds(self.config),
             "summary": [[label, _fmt(m, k, fmt)] for k, label, fmt in SUMMARY_ROWS],
@@ -205,6 +206,35 @@ class BacktestRun:
             "catalog_error": catalog_error,
             "files": sorted(p.name for p in self.path.iterdir() if p.is_file() and not p.name.startswith(".")),
         }
+
+    def initial_minute(self) -> int | None:
+        """The minute the view opens at: 20 minutes after the first fill (the first trade in view,
+        with some context), else the last minute."""
+        ts = (self._features.get() or {}).get("ts_min")
+        if ts is None or not len(ts):
+            return None
+        fills = (self._fills.get() or {}).get("ts_event")
+        if fills is None or not len(fills):
+            return int(ts[-1])
+        i = max(0, int(np.searchsorted(ts, int(fills[0]) // MS_NS, "right")) - 1)
+        return int(ts[min(len(ts) - 1, i + 20)])
+
+    def warm(self) -> None:
+        """Read and compute what the view's first requests need (files, ledger, markers, the
+        opening minute's profile and footprint), so that the first page open finds them ready."""
+        if self._features.get() is None:
+            return
+        self.minutes(None, None)
+        self.markers(None, None)
+        ts = self.initial_minute()
+        try:
+            self.ticks()
+        except (FileNotFoundError, OSError):
+            return
+        if ts is not None:
+            self.state(ts)
+            self.profile(ts)
+            self.footprint(max(int(self.features()["ts_min"][0]), ts - 14 * MINUTE_MS), ts, "inferred", None, 24)
 
     def status(self) -> dict[str, Any]:
         reason = "a finished backtest run: nothing to activate, deactivate or resolve"
@@ -248,94 +278,10 @@ class BacktestRun:
         key = (id(f), id(fills), id(positions), id(funding))
         with self._lock:
             if self._ledger is None or self._ledger_key != key:
-                self._ledger = self._build_ledger(f, fills, positions, funding)
+                starting = float(self.metrics.get("starting_balance", self.config.get("starting_balance", 0.0)))
+                self._ledger = build_ledger(f, fills, positions, funding, self.config, starting)
                 self._ledger_key = key
             return self._ledger
-
-    def _build_ledger(self, f: dict, fills: dict, positions: list[dict], funding: list[dict]) -> Ledger:
-        cfg = self.config
-        ts = f["ts_min"].astype(np.int64)
-        n = len(ts)
-        close_ns = (ts + MINUTE_MS) * MS_NS
-        starting = float(self.metrics.get("starting_balance", cfg.get("starting_balance", 0.0)))
-        breakeven = bool(cfg.get("move_stop_to_breakeven_after_tp1", True))
-        mid = f["mid_close"].astype(np.float64)
-        mid = _carry(mid)
-
-        f_ts = fills.get("ts_event", np.zeros(0, np.int64)).astype(np.int64)
-        f_side = np.where(fills.get("side", np.zeros(0, object)) == "BUY", 1.0, -1.0)
-        f_qty = fills.get("qty", np.zeros(0)).astype(np.float64)
-        f_px = fills.get("price", np.zeros(0)).astype(np.float64)
-        f_fee = fills.get("commission", np.zeros(0)).astype(np.float64)
-        f_purpose = fills.get("purpose", np.zeros(0, object))
-        f_signal = fills.get("signal_ts_min", np.zeros(0, object))
-
-        # Position, average entry and cash after each fill (average cost, as the venue books it).
-        pos_after, avg_after, cash_after = [], [], []
-        pos = avg = cash = 0.0
-        tp1_at: dict = {}  # the trade's signal minute -> its first TP1 fill (ns)
-        for k in range(len(f_ts)):
-            q = f_side[k] * f_qty[k]
-            p = f_px[k]
-            realized = 0.0
-            if pos == 0 or (pos > 0) == (q > 0):
-                new = pos + q
-                avg = (avg * abs(pos) + p * abs(q)) / abs(new)
-                pos = new
-            else:
-                closed = min(abs(q), abs(pos))
-                realized = (p - avg) * closed * (1 if pos > 0 else -1)
-                new = pos + q
-                if abs(q) > abs(pos) + 1e-12:
-                    avg = p
-                elif abs(new) < 1e-12:
-                    avg = 0.0
-                pos = 0.0 if abs(new) < 1e-12 else new
-            cash += realized - f_fee[k]
-            if f_purpose[k] == "tp1":
-                tp1_at.setdefault(f_signal[k], int(f_ts[k]))
-            pos_after.append(pos)
-            avg_after.append(avg)
-            cash_after.append(cash)
-        i = np.searchsorted(f_ts, close_ns, "left") - 1  # the last fill strictly before the close
-        has = i >= 0
-        ii = np.maximum(i, 0)
-        pos_at = np.where(has, np.array(pos_after + [0.0])[ii], 0.0)
-        avg_at = np.where(has, np.array(avg_after + [0.0])[ii], 0.0)
-        cash_at = np.where(has, np.array(cash_after + [0.0])[ii], 0.0)
-
-        fund_ts = np.array([int(r["ts_ms"]) * MS_NS for r in funding], dtype=np.int64)
-        fund_cum = np.cumsum([float(r["amount"]) for r in funding]) if funding else np.zeros(0)
-        j = np.searchsorted(fund_ts, close_ns, "left") - 1
-        paid = np.where(j >= 0, np.concatenate([fund_cum, [0.0]])[np.maximum(j, 0)], 0.0) if len(fund_ts) else np.zeros(n)
-
-        balance = starting + cash_at - paid
-        equity = balance + pos_at * (mid - avg_at)
-        equity = np.where(np.isfinite(equity), equity, balance)
-
-        # The open trade at each close: the positions row it belongs to, its stop and the heat.
-        trade = np.full(n, -1, np.int64)
-        stop = np.full(n, np.nan)
-        heat_at = np.zeros(n)
-        for r, row in enumerate(positions):
-            lo = int(row["ts_ms_open"]) * MS_NS
-            hi = int(row["ts_ms_close"]) * MS_NS if row.get("ts_ms_close") is not None else 2**62
-            sel = (close_ns > lo) & (close_ns <= hi) & (pos_at != 0)
-            trade[sel] = r
-            tp1_ns = tp1_at.get(row.get("signal_ts_min"))
-            for k in np.flatnonzero(sel):
-                tp1 = tp1_ns is not None and tp1_ns < close_ns[k]
-                s = avg_at[k] if (tp1 and breakeven) else float(row["stop_price"])
-                stop[k] = s
-                heat_at[k] = heat([(abs(pos_at[k]), avg_at[k], s)], balance[k])
-
-        guard = DailyLossGuard(float(cfg.get("max_daily_loss", 0.05)))
-        day_pnl, day_floor, kill = np.zeros(n), np.zeros(n), np.zeros(n, bool)
-        for k in range(n):
-            kill[k] = guard.on_minute(int(ts[k]) + MINUTE_MS, float(balance[k]), float(equity[k]))
-            day_pnl[k] = balance[k] - guard.day_start_balance
-            day_floor[k] = guard.day_pnl_floor
-        return Ledger(pos_at, np.where(pos_at != 0, avg_at, np.nan), balance, equity, cash_at - paid, heat_at, stop, trade, day_pnl, day_floor, kill)
 
     def state(self, ts_min: int) -> dict[str, Any]:
         i = self._index(ts_min)
@@ -509,6 +455,92 @@ class BacktestRun:
 
 
 MAX_FOOTPRINT_MINUTES = 240
+
+
+def build_ledger(f: dict, fills: dict, positions: list[dict], funding: list[dict], cfg: dict, starting: float) -> Ledger:
+    """The account at each minute's close from the fills, the positions rows and the funding ledger
+    (see the module docstring); ``f`` holds ``ts_min`` and ``mid_close``, ``fills`` the fill columns."""
+    ts = f["ts_min"].astype(np.int64)
+    n = len(ts)
+    close_ns = (ts + MINUTE_MS) * MS_NS
+    breakeven = bool(cfg.get("move_stop_to_breakeven_after_tp1", True))
+    mid = f["mid_close"].astype(np.float64)
+    mid = _carry(mid)
+
+    f_ts = fills.get("ts_event", np.zeros(0, np.int64)).astype(np.int64)
+    f_side = np.where(fills.get("side", np.zeros(0, object)) == "BUY", 1.0, -1.0)
+    f_qty = fills.get("qty", np.zeros(0)).astype(np.float64)
+    f_px = fills.get("price", np.zeros(0)).astype(np.float64)
+    f_fee = fills.get("commission", np.zeros(0)).astype(np.float64)
+    f_purpose = fills.get("purpose", np.zeros(0, object))
+    f_signal = fills.get("signal_ts_min", np.zeros(0, object))
+
+    # Position, average entry and cash after each fill (average cost, as the venue books it).
+    pos_after, avg_after, cash_after = [], [], []
+    pos = avg = cash = 0.0
+    tp1_at: dict = {}  # the trade's signal minute -> its first TP1 fill (ns)
+    for k in range(len(f_ts)):
+        q = f_side[k] * f_qty[k]
+        p = f_px[k]
+        realized = 0.0
+        if pos == 0 or (pos > 0) == (q > 0):
+            new = pos + q
+            avg = (avg * abs(pos) + p * abs(q)) / abs(new)
+            pos = new
+        else:
+            closed = min(abs(q), abs(pos))
+            realized = (p - avg) * closed * (1 if pos > 0 else -1)
+            new = pos + q
+            if abs(q) > abs(pos) + 1e-12:
+                avg = p
+            elif abs(new) < 1e-12:
+                avg = 0.0
+            pos = 0.0 if abs(new) < 1e-12 else new
+        cash += realized - f_fee[k]
+        if f_purpose[k] == "tp1":
+            tp1_at.setdefault(f_signal[k], int(f_ts[k]))
+        pos_after.append(pos)
+        avg_after.append(avg)
+        cash_after.append(cash)
+    i = np.searchsorted(f_ts, close_ns, "left") - 1  # the last fill strictly before the close
+    has = i >= 0
+    ii = np.maximum(i, 0)
+    pos_at = np.where(has, np.array(pos_after + [0.0])[ii], 0.0)
+    avg_at = np.where(has, np.array(avg_after + [0.0])[ii], 0.0)
+    cash_at = np.where(has, np.array(cash_after + [0.0])[ii], 0.0)
+
+    fund_ts = np.array([int(r["ts_ms"]) * MS_NS for r in funding], dtype=np.int64)
+    fund_cum = np.cumsum([float(r["amount"]) for r in funding]) if funding else np.zeros(0)
+    j = np.searchsorted(fund_ts, close_ns, "left") - 1
+    paid = np.where(j >= 0, np.concatenate([fund_cum, [0.0]])[np.maximum(j, 0)], 0.0) if len(fund_ts) else np.zeros(n)
+
+    balance = starting + cash_at - paid
+    equity = balance + pos_at * (mid - avg_at)
+    equity = np.where(np.isfinite(equity), equity, balance)
+
+    # The open trade at each close: the positions row it belongs to, its stop and the heat.
+    trade = np.full(n, -1, np.int64)
+    stop = np.full(n, np.nan)
+    heat_at = np.zeros(n)
+    for r, row in enumerate(positions):
+        lo = int(row["ts_ms_open"]) * MS_NS
+        hi = int(row["ts_ms_close"]) * MS_NS if row.get("ts_ms_close") is not None else 2**62
+        sel = (close_ns > lo) & (close_ns <= hi) & (pos_at != 0)
+        trade[sel] = r
+        tp1_ns = tp1_at.get(row.get("signal_ts_min"))
+        for k in np.flatnonzero(sel):
+            tp1 = tp1_ns is not None and tp1_ns < close_ns[k]
+            s = avg_at[k] if (tp1 and breakeven) else float(row["stop_price"])
+            stop[k] = s
+            heat_at[k] = heat([(abs(pos_at[k]), avg_at[k], s)], balance[k])
+
+    guard = DailyLossGuard(float(cfg.get("max_daily_loss", 0.05)))
+    day_pnl, day_floor, kill = np.zeros(n), np.zeros(n), np.zeros(n, bool)
+    for k in range(n):
+        kill[k] = guard.on_minute(int(ts[k]) + MINUTE_MS, float(balance[k]), float(equity[k]))
+        day_pnl[k] = balance[k] - guard.day_start_balance
+        day_floor[k] = guard.day_pnl_floor
+    return Ledger(pos_at, np.where(pos_at != 0, avg_at, np.nan), balance, equity, cash_at - paid, heat_at, stop, trade, day_pnl, day_floor, kill)
 
 
 def _carry(a: np.ndarray) -> np.ndarray:

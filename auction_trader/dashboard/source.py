@@ -1,16 +1,17 @@
-"""What the trading view reads: one narrow interface, served today by a finished backtest run.
+"""What the trading view reads: one narrow interface, served by a finished backtest run and by a
+running node.
 
 The page never knows where its data comes from. A finished run directory
-(:class:`~auction_trader.dashboard.runs.BacktestRun`) implements this interface now; a live node's
-store will implement the same methods, plus :meth:`TradingSource.control`, and the same page then
-shows it with minutes pushed over the WebSocket as they close. Everything is keyed by the
-minute's ``ts_min`` (ms, UTC), as in ``features_1m``.
-
-What a live implementation has to supply, in the store's own terms (issues 10 and 11 define the
-store; nothing here presumes its schema):
+(:class:`~auction_trader.dashboard.runs.BacktestRun`) and a live node's data dir
+(:class:`~auction_trader.dashboard.live.LiveSource`: its store ``execution.db`` and its recording
+``catalog/``) implement it; the same page shows either, a live one with minutes pushed over the
+WebSocket as they close. Everything is keyed by the minute's ``ts_min`` (ms, UTC), as in
+``features_1m``.
 
 * ``head()`` grows as minutes close; ``minutes(since, ...)`` returns the new ones. The WebSocket
-  loop polls ``head()`` and pushes ``minutes(previous_head + 1 minute, head)``.
+  loop polls ``head()`` (a live source's ``version()`` first, which says whether the node committed
+  anything since) and pushes ``minutes(previous_head + 1 minute, head)``, and the status when it
+  changes without a new minute (a halt, an activation).
 * ``status()`` carries the node's mode, warm-up progress, halted state and which control commands
   it would accept now (each with the reason when not).
 * ``control(command)`` writes the same control row as ``run_live.py activate ...`` and returns the

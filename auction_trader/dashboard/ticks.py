@@ -76,19 +76,47 @@ class CatalogTicks:
     """One instrument's trades and quotes in a Nautilus catalog, read by row group on demand."""
 
     def __init__(self, catalog: Path, instrument_id: str) -> None:
-        from auction_trader.data.catalog import data_dir, file_intervals  # noqa: PLC0415 (imports Nautilus)
-        from nautilus_trader.model.data import QuoteTick, TradeTick  # noqa: PLC0415
-
         self.catalog = Path(catalog)
         self.instrument_id = instrument_id
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[Path, int], tuple] = OrderedDict()
         self.price_precision = self.size_precision = None
-        self._groups = {}
+        self._groups: dict[str, list[_Group]] = {"trades": [], "quotes": []}
+        self._files: dict[Path, tuple[int, int]] = {}  # file -> (mtime_ns, size) when its groups were listed
+        self.refresh()
+        if self.price_precision is None:
+            raise FileNotFoundError(f"{self.catalog}: no trades or quotes for {instrument_id}")
+
+    def refresh(self) -> bool:
+        """List the catalog's files again: a recording grows by new files (and loses old ones to
+        its retention), so a live view calls this before reading. Only new or changed files are
+        opened (their footer); returns whether anything changed."""
+        from auction_trader.data.catalog import data_dir, file_intervals  # noqa: PLC0415 (imports Nautilus)
+        from nautilus_trader.model.data import QuoteTick, TradeTick  # noqa: PLC0415
+
+        changed = False
+        seen: set[Path] = set()
         for name, cls in (("trades", TradeTick), ("quotes", QuoteTick)):
+            keep = {}
+            for g in self._groups[name]:
+                keep.setdefault(g.path, []).append(g)
             groups = []
-            for first, last, path in file_intervals(data_dir(self.catalog, cls, instrument_id)):
-                meta = pq.ParquetFile(path).metadata
+            for first, last, path in file_intervals(data_dir(self.catalog, cls, self.instrument_id)):
+                seen.add(path)
+                try:
+                    st = path.stat()
+                    sig = (st.st_mtime_ns, st.st_size)
+                    if self._files.get(path) == sig and path in keep:
+                        groups.extend(keep[path])
+                        continue
+                    meta = pq.ParquetFile(path).metadata
+                except (OSError, ValueError):  # being written or just purged: next time
+                    continue
+                changed = True
+                self._files[path] = sig
+                with self._lock:  # a rewritten file's decoded row groups are stale
+                    for key in [k for k in self._cache if k[0] == path]:
+                        del self._cache[key]
                 precision = meta.schema.to_arrow_schema().metadata or {}
                 if b"price_precision" in precision:
                     self.price_precision = int(precision[b"price_precision"])
@@ -98,11 +126,17 @@ class CatalogTicks:
                     stats = meta.row_group(i).column(ts_col).statistics
                     lo, hi = (int(stats.min), int(stats.max)) if stats is not None and stats.has_min_max else (first, last)
                     groups.append(_Group(path, i, lo, hi))
+            changed = changed or len(groups) != len(self._groups[name])
             self._groups[name] = groups
-        if self.price_precision is None:
-            raise FileNotFoundError(f"{self.catalog}: no trades or quotes for {instrument_id}")
-        self.tick_size = 10.0**-self.price_precision
-        self.size_step = 10.0**-self.size_precision
+        for gone in set(self._files) - seen:
+            del self._files[gone]
+            with self._lock:
+                for key in [k for k in self._cache if k[0] == gone]:
+                    del self._cache[key]
+        if self.price_precision is not None:
+            self.tick_size = 10.0**-self.price_precision
+            self.size_step = 10.0**-self.size_precision
+        return changed
 
     @property
     def has_trades(self) -> bool:

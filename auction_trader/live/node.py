@@ -126,6 +126,10 @@ class NodeHooks:
         return not self.node.replaying and self.node.gate.may_enter()
 
     def record(self, table: str, row: dict) -> None:
+        if table == "features_1m" and row["ts_min"] * 1_000_000 + MINUTE_NS > self.node.sequencer.watermark + 1:
+            # Not closed (its end not behind the watermark): the strategy's on_stop closes the
+            # unfinished minute, as a backtest does at the end of its data; a node does not store it.
+            return
         if table == "signals_1m":
             self.last_signal = row
             self.signals += 1
@@ -144,6 +148,18 @@ class NodeOptions:
     api_key: str | None = None  # live and shadow only
     api_secret: str | None = None
     log_level: str = "WARNING"
+    dashboard: DashboardOptions | None = None  # run_live.py --dashboard
+
+
+@dataclass(frozen=True)
+class DashboardOptions:
+    """``run_live.py --dashboard``: the web dashboard on this node's data dir, served from a thread of
+    the node's process, started after the store is open and stopped at shutdown. A non-loopback
+    host needs ``token`` (from ``AUCTION_TRADER_DASHBOARD_TOKEN``; never printed)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8050
+    token: str | None = field(default=None, repr=False)
 
 
 class LiveFeed(Actor):
@@ -259,6 +275,7 @@ class LiveNode:
         self._feed_start: int | None = None  # exchange time of the first tick fed to the strategy (this lineage)
         self.restored = False
         self._checkpoint_due = False
+        self.dashboard = None  # a ServerHandle with --dashboard
 
     # -- services --------------------------------------------------------------------------------
 
@@ -319,6 +336,7 @@ class LiveNode:
         self._open_services()
         try:
             self._say(f"auction-trader live node: mode {self.mode}, {self.options.endpoints.environment}, data dir {self.data_dir}")
+            self._start_dashboard()
             self._fetch_funding_now()
             self._build_node()
             if self.mode != "live":
@@ -935,10 +953,33 @@ class LiveNode:
         return {"position": "flat" if pos["side"] == "FLAT" else f"{pos['side']} {pos['qty']:g} @ {pos['entry']:.1f}, uPnL {pos['unrealized']:+.2f}",
                 "balance": pos["balance"], "ticks": self.ticks, "late ticks": self.sequencer.late, "fills": self.fills, "pid": os.getpid()}
 
+    # -- dashboard (run_live.py --dashboard) -------------------------------------------------------
+
+    def _start_dashboard(self) -> None:
+        opts = self.options.dashboard
+        if opts is None:
+            return
+        from auction_trader.dashboard.app import serve_in_thread  # noqa: PLC0415
+
+        try:
+            self.dashboard = serve_in_thread(self.data_dir, opts.host, opts.port, config=self.config, token=opts.token)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise StartError(f"dashboard: {exc}") from None
+        self._say(f"dashboard: {self.dashboard.url}" + ("  (token required: AUCTION_TRADER_DASHBOARD_TOKEN)" if opts.token else ""))
+
+    def _stop_dashboard(self) -> None:
+        if self.dashboard is not None:
+            try:
+                self.dashboard.stop()
+            except Exception:
+                log.exception("dashboard stop")
+            self.dashboard = None
+
     # -- stop ---------------------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
         try:
+            self._stop_dashboard()
             if self.store is not None:
                 self._write_checkpoint()  # before dispose: the strategy's view of its orders is the cache's
             if self.node is not None:
@@ -986,4 +1027,4 @@ def _f(v, fmt: str = ".1f") -> str:
     return format(v, fmt)
 
 
-__all__ = ["LiveNode", "NodeOptions", "Endpoints", "Gate", "NodeHooks", "StartError", "api_keys", "MODES"]
+__all__ = ["LiveNode", "NodeOptions", "DashboardOptions", "Endpoints", "Gate", "NodeHooks", "StartError", "api_keys", "MODES"]

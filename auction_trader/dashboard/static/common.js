@@ -2,8 +2,9 @@
 // Shared helpers of the three pages (no framework; Plotly is served by the app itself).
 const AT = {
   key() { return decodeURI(location.pathname.replace(/^\/(run|grid)\//, "")); },
-  async get(url) {
-    const r = await fetch(url, { credentials: "same-origin" });
+  async get(url) { return AT.read(fetch(url, { credentials: "same-origin" })); },
+  async read(response) {  // a fetch (promise) as JSON, or an Error with the server's detail
+    const r = await response;
     if (!r.ok) { let d = r.statusText; try { d = (await r.json()).detail || d; } catch (e) {} throw new Error(`${r.status} ${d}`); }
     return r.json();
   },

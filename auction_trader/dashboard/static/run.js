@@ -14,7 +14,8 @@
 
   async function boot() {
     try {
-      const [info, m, marks] = await Promise.all([AT.get(API("run")), AT.get(API("minutes")), AT.get(API("markers"))]);
+      const pre = window.AT_PRE || {};  // started by run.html before plotly.js loaded
+      const [info, m, marks] = await Promise.all(["run", "minutes", "markers"].map((w) => (pre[w] ? AT.read(pre[w]) : AT.get(API(w)))));
       S.info = info; S.m = m; S.marks = marks;
       header();
       summary();
@@ -23,9 +24,20 @@
       const wanted = Number(new URLSearchParams(location.search).get("t"));
       let idx = n - 1;
       if (wanted) idx = Math.max(0, m.ts_min.findIndex((t) => t >= wanted));
-      else if (info.kind === "backtest" && marks.fills.length) idx = Math.min(n - 1, indexOf(marks.fills[0].ts_ms) + 20);
+      else if (info.initial_minute !== null && info.initial_minute !== undefined) idx = indexOf(info.initial_minute);
+      if (info.kind === "live") $("follow").checked = true;
+      if (n === 0) {  // a node that has not closed a minute yet: wait for the first one
+        $("tlabel").textContent = "waiting for the first closed minute";
+        connect();
+        window.AT_READY = true; window.AT_LOAD_MS = window.AT_FIRST_MS = performance.now();
+        return;
+      }
+      S.idx = Math.max(0, idx);
+      // What the eye lands on first (the price chart with its profile, the tiles), then the rest.
+      const first = pre.first ? await pre.first : null;
+      await select(idx, true, first && first.ts === m.ts_min[S.idx] ? first : null);
+      window.AT_FIRST_MS = performance.now();
       drawFlow(); drawEquity(); tradesTable();
-      await select(idx, true);
       connect();
       window.AT_READY = true;
       window.AT_LOAD_MS = performance.now();
@@ -43,26 +55,64 @@
     $("name").textContent = i.key;
     $("mode").textContent = i.kind === "live" ? (i.status || {}).mode || "live" : "backtest";
     $("badges").innerHTML = (run.synthetic_data ? '<span class="badge synthetic">synthetic data</span> ' : "") + `<span class="badge">${AT.esc(run.instrument || "")}</span>`;
-    $("ident").textContent = `run ${run.run_id || "?"} · ${AT.time(i.first_minute)} → ${AT.time(i.last_minute)} UTC · ${i.minutes} minutes`;
+    $("ident").textContent = `${i.kind === "live" ? "live node" : `run ${run.run_id || "?"}`} · ${AT.time(i.first_minute)} → ${AT.time(i.last_minute)} UTC · ${i.minutes} minutes`;
     status(i.status);
     if (!i.catalog_available) $("profile-note").innerHTML = `<span class="err">profile and footprint unavailable: ${AT.esc(i.catalog_error)}</span>`;
   }
 
   function status(st) {
     if (!st) return;
+    S.info.status = st;  // header() redraws from it
     const bits = [];
-    if (st.warmup) bits.push(`warm-up ${st.warmup.done}/${st.warmup.needed} min`);
-    if (st.halted) bits.push('<span class="badge halted">HALTED</span>');
+    if (S.info.kind === "live") {
+      $("mode").textContent = st.mode || "no node";
+      bits.push(st.active ? '<span class="badge active">ACTIVE</span>' : '<span class="badge inactive">inactive</span>');
+    }
+    if (st.warmup) {
+      const w = st.warmup, done = Math.min(w.done ?? 0, w.needed);
+      bits.push(`<span id="warmup" title="minutes of history the engine needs before it may trade">warm-up ${w.done ?? "-"}/${w.needed} min` +
+        `<span class="gauge inline"><span style="width:${w.needed ? (100 * done / w.needed).toFixed(0) : 100}%"></span></span></span>`);
+    }
+    if (S.info.kind === "live" && st.updated_ms) bits.push(`<span id="status-age" data-ms="${st.updated_ms}"></span>`);
+    if (st.halted) bits.push(`<span class="badge halted" title="${AT.esc(st.halt_reason || "")}">HALTED</span> <span class="err">${AT.esc(st.halt_reason || "")}</span>`);
     if (S.info.kind === "backtest") bits.push("finished run: move the slider to replay it");
     $("status").innerHTML = bits.join(" · ");
-    // Control buttons exist only where a live node is attached; each shows why it is refused.
-    const el = $("controls"); el.innerHTML = "";
-    if (S.info.kind !== "live") return;
+    statusAge();
+    // Control buttons exist only where a live node is attached. Each says (hover) why it would be
+    // refused now; a click asks the node all the same, and its answer is shown beside them.
+    const el = $("controls");
+    if (S.info.kind !== "live") { el.innerHTML = ""; return; }
     for (const [cmd, c] of Object.entries(st.controls || {})) {
-      const b = document.createElement("button"); b.textContent = cmd; b.disabled = !c.allowed; b.title = c.reason || "";
-      b.onclick = async () => { const r = await AT.post(API("control", `?command=${cmd}`)); alert(r.body.accepted ? `${cmd}: accepted` : `${cmd} refused: ${r.body.reason}`); };
-      el.appendChild(b);
+      let b = el.querySelector(`button[data-cmd="${cmd}"]`);
+      if (!b) {
+        b = document.createElement("button"); b.textContent = cmd; b.dataset.cmd = cmd; b.id = `ctl-${cmd}`;
+        b.onclick = () => control(cmd);
+        el.appendChild(b);
+      }
+      b.classList.toggle("refused", !c.allowed);
+      b.title = c.allowed ? `${cmd}: allowed now` : `${cmd}: ${c.reason}`;
     }
+    if (!$("control-answer")) { const a = document.createElement("span"); a.id = "control-answer"; a.className = "note"; el.appendChild(a); }
+  }
+
+  // How old the node's status is, ticking: a node that stopped writing shows it here.
+  function statusAge() {
+    const el = $("status-age"); if (!el) return;
+    const age = Math.max(0, (Date.now() - Number(el.dataset.ms)) / 1000);
+    el.textContent = `status ${age < 90 ? `${age.toFixed(0)} s` : `${(age / 60).toFixed(0)} min`} ago`;
+    el.className = age > 150 ? "err" : "dim";
+    el.title = age > 150 ? "the node writes its status every minute: it is not running, or not writing" : "the node writes its status every minute and on change";
+  }
+  setInterval(statusAge, 1000);
+
+  async function control(cmd) {
+    const out = $("control-answer");
+    out.className = "note"; out.textContent = `${cmd}: asking the node…`;
+    const r = await AT.post(API("control", `?command=${cmd}`));
+    const b = r.body || {};
+    out.className = b.accepted ? "note ok" : "note err";
+    out.textContent = b.accepted ? `${cmd}: ${b.status}${b.answer ? ` — ${b.answer}` : ""}` : `${cmd} refused: ${b.reason || b.detail || r.status}`;
+    window.AT_CONTROL_ANSWER = out.textContent;
   }
 
   function summary() {
@@ -73,19 +123,24 @@
   // -- selecting a minute ------------------------------------------------------------------------
 
   let pending = null;
-  async function select(idx, now = false) {
+  // ``pre``: the first minute's requests, already under way (run.html); the price chart is then
+  // drawn once, with its profile, rather than before and after it.
+  async function select(idx, now = false, pre = null) {
     const n = S.m.ts_min.length;
     S.idx = Math.max(0, Math.min(n - 1, idx));
     $("slider").value = S.idx;
     const ts = S.m.ts_min[S.idx];
     $("tlabel").textContent = AT.time(ts) + " UTC";
-    drawPrice(); cursor();
+    if (!(pre && pre.profile)) drawPrice();
+    cursor();
     clearTimeout(pending);
     const go = async () => {
-      const jobs = [AT.get(API("state", `?ts=${ts}`)).then((s) => { S.state = s; tiles(); })];
+      const jobs = [(pre ? AT.read(pre.state) : AT.get(API("state", `?ts=${ts}`))).then((s) => { S.state = s; tiles(); })];
       if (S.info.catalog_available) {
-        jobs.push(AT.get(API("profile", `?ts=${ts}`)).then((p) => { if (p.ts_min === S.m.ts_min[S.idx]) { S.profile = p; drawPrice(); } }));
-        jobs.push(loadFootprint());
+        jobs.push((pre && pre.profile ? AT.read(pre.profile) : AT.get(API("profile", `?ts=${ts}`)))
+          .then((p) => { if (p.ts_min === S.m.ts_min[S.idx]) { S.profile = p; drawPrice(); } })
+          .catch((e) => { if (pre) drawPrice(); throw e; }));
+        jobs.push(loadFootprint(pre && pre.footprint));
       }
       feeds();
       await Promise.all(jobs);
@@ -94,11 +149,13 @@
     pending = setTimeout(go, 90);
   }
 
-  function loadFootprint() {
+  function loadFootprint(pre = null) {
     const ts = S.m.ts_min[S.idx], n = Number($("fp-minutes").value);
     const start = Math.max(S.m.ts_min[0], ts - (n - 1) * MIN);
     const rows = Number($("fp-rows").value);
-    return AT.get(API("footprint", `?start=${start}&end=${ts}&side=${S.fpSide}&rows=${rows}`)).then((fp) => { S.fp = fp; drawFootprint(); })
+    const url = API("footprint", `?start=${start}&end=${ts}&side=${S.fpSide}&rows=${rows}`);
+    const asked = pre && n === 15 && rows === 24 && S.fpSide === "inferred" ? AT.read(pre) : AT.get(url);  // pre: asked with these
+    return asked.then((fp) => { S.fp = fp; drawFootprint(); })
       .catch((e) => AT.fail($("footprint"), e));
   }
 
@@ -140,9 +197,20 @@
       `${AT.esc(f.setup || "")} · ${f.order_type} · ${f.liquidity} · fee ${AT.num(f.commission, 4)}<br>bid ${AT.num(f.bid, 1)} / ask ${AT.num(f.ask, 1)} · ${AT.time(f.ts_ms)}`;
   }
 
+  // The price and order-flow charts hold the minutes around the selected one, not the whole run:
+  // a 48-hour live store is 2,880 candles, and the view shows 270 of them. The window moves in
+  // 60-minute steps (so most slider steps only move the cursor) and keeps 270 minutes before and
+  // 90 after the selected minute, more than what is on screen.
+  function win() {
+    const n = S.m.ts_min.length, a = Math.max(0, Math.floor((S.idx - 270) / 60) * 60);
+    return [a, Math.min(n, a + 420)];
+  }
+  function part(a, b) { const out = {}; for (const [k, v] of Object.entries(S.m)) out[k] = v.slice(a, b); return out; }
+
   function drawPrice() {
-    const m = S.m, x = m.ts_min, ts = x[S.idx];
-    const lo = Math.max(0, S.idx - 239), hi = Math.min(x.length - 1, S.idx + 30);
+    const [a, b] = win(), m = part(a, b), x = m.ts_min, idx = S.idx - a, ts = x[idx];
+    const t0 = x[0], t1 = x[x.length - 1] + MIN;
+    const lo = Math.max(0, idx - 239), hi = Math.min(x.length - 1, idx + 30);
     const traces = [{
       type: "candlestick", x, open: m.open, high: m.high, low: m.low, close: m.close, name: "price", hoverinfo: "x+y",
       increasing: { line: { color: COLORS.green, width: 1 } }, decreasing: { line: { color: COLORS.red, width: 1 } },
@@ -152,13 +220,13 @@
         traces.push({ type: "scatter", mode: "lines", x, y: m[k], name, line: { color: c, width: k === "poc" ? 1.5 : 1.2, shape: "hv", dash: k === "poc" ? "dot" : "solid" }, hovertemplate: `${name} %{y:.1f}<extra></extra>` });
     }
     if (S.show.marks) {
-      const f = S.marks.fills;
+      const f = S.marks.fills.filter((q) => q.ts_ms >= t0 && q.ts_ms < t1);
       traces.push({
         type: "scatter", mode: "markers", name: "fills", x: f.map((q) => q.ts_ms), y: f.map((q) => q.price), hovertext: f.map(fillText), hoverinfo: "text",
         marker: { size: 11, symbol: f.map((q) => (FILL_SYMBOL[q.purpose] || "square") + (q.purpose === "entry" && q.side === "SELL" ? "" : "")).map((s, j) => (s === "triangle-up" && f[j].side === "SELL" ? "triangle-down" : s)),
           color: f.map((q) => (q.side === "BUY" ? COLORS.green : COLORS.red)), line: { color: "#e6edf3", width: 1 } },
       });
-      const sg = S.marks.signals;
+      const sg = S.marks.signals.filter((q) => q.ts_min >= t0 && q.ts_min < t1);
       traces.push({
         type: "scatter", mode: "markers", name: "signals", x: sg.map((s) => s.ts_min + MIN), y: sg.map((s) => s.close),
         hovertext: sg.map((s) => `<b>${AT.esc(s.action)}</b> · ${AT.esc(s.reason)}<br>fired: ${AT.esc(s.fired.join(", ") || "-")}${s.stop ? `<br>stop ${AT.num(s.stop, 1)} · TP1 ${AT.num(s.tp1, 1)} · TP2 ${AT.num(s.tp2, 1)}` : ""}<br>${AT.time(s.ts_min)}`),
@@ -193,19 +261,25 @@
     Plotly.react("price", traces, layout, AT.config);
   }
 
+  // The selected minute on the order-flow and equity charts: a dotted line and the 240 minutes before.
+  const cursorShape = () => { const ts = S.m.ts_min[S.idx] + MIN / 2; return { name: "cursor", type: "line", xref: "x", yref: "paper", x0: ts, x1: ts, y0: 0, y1: 1, line: { color: "#e6edf3", width: 1, dash: "dot" } }; };
+  const cursorRange = () => [S.m.ts_min[Math.max(0, S.idx - 239)], S.m.ts_min[Math.min(S.m.ts_min.length - 1, S.idx + 30)] + MIN];
+
   function cursor() {
-    const ts = S.m.ts_min[S.idx] + MIN / 2;
+    const c = cursorShape();
     for (const id of ["flow", "equity"]) {
       const el = $(id); if (!el.layout) continue;
-      const lo = S.m.ts_min[Math.max(0, S.idx - 239)], hi = S.m.ts_min[Math.min(S.m.ts_min.length - 1, S.idx + 30)] + MIN;
-      Plotly.relayout(el, { shapes: [...(el.layout.shapes || []).filter((s) => s.name !== "cursor"), { name: "cursor", type: "line", xref: "x", yref: "paper", x0: ts, x1: ts, y0: 0, y1: 1, line: { color: "#e6edf3", width: 1, dash: "dot" } }], "xaxis.range": [lo, hi] });
+      if (id === "flow" && el.dataset.win !== win().join(",")) { drawFlow(); continue; }  // the window moved
+      if ((el.layout.shapes || []).some((s) => s.name === "cursor" && s.x0 === c.x0)) continue;  // drawn there already
+      Plotly.relayout(el, { shapes: [...(el.layout.shapes || []).filter((s) => s.name !== "cursor"), c], "xaxis.range": cursorRange() });
     }
   }
 
   // -- order flow --------------------------------------------------------------------------------------
 
   function drawFlow() {
-    const m = S.m, x = m.ts_min, c = S.info.config, th = S.info.thresholds;
+    const [a, b] = win(), m = part(a, b), x = m.ts_min, c = S.info.config, th = S.info.thresholds;
+    $("flow").dataset.win = `${a},${b}`;
     const hl = (y, yref, color, dash = "dash") => ({ type: "line", xref: "paper", x0: 0, x1: 1, yref, y0: y, y1: y, line: { color, width: 1, dash } });
     const traces = [
       { type: "bar", x, y: m.of_1m, yaxis: "y", name: "OF_1m", marker: { color: m.of_1m.map((v) => (v >= 0 ? COLORS.green : COLORS.red)) }, hovertemplate: "OF_1m %{y:.3f}<extra></extra>" },
@@ -217,11 +291,11 @@
     const shapes = [
       hl(c.of_entry_min_norm ?? 0.1, "y2", COLORS.dim, "dot"), hl(-(c.of_entry_min_norm ?? 0.1), "y2", COLORS.dim, "dot"),
       hl(c.qimb_entry_min ?? 0.1, "y3", COLORS.dim, "dot"), hl(-(c.qimb_entry_min ?? 0.1), "y3", COLORS.dim, "dot"),
-      hl(th.ambiguous.amber, "y4", COLORS.amber), hl(th.ambiguous.red, "y4", COLORS.red),
+      hl(th.ambiguous.amber, "y4", COLORS.amber), hl(th.ambiguous.red, "y4", COLORS.red), cursorShape(),
     ];
     const lbl = (t, y) => ({ text: t, xref: "paper", yref: "paper", x: 0.002, y, xanchor: "left", yanchor: "top", showarrow: false, font: { size: 10, color: COLORS.dim } });
     Plotly.react("flow", traces, AT.layout({
-      xaxis: AT.axis({ type: "date", anchor: "y4" }), bargap: 0.1,
+      xaxis: AT.axis({ type: "date", anchor: "y4", range: cursorRange() }), bargap: 0.1,
       yaxis: AT.axis({ domain: [0.77, 1] }), yaxis2: AT.axis({ domain: [0.52, 0.74] }), yaxis3: AT.axis({ domain: [0.27, 0.49], range: [-1.05, 1.05] }),
       yaxis4: AT.axis({ domain: [0, 0.23], tickformat: ".0%", rangemode: "tozero" }), shapes,
       annotations: [lbl("OF_1m (BTC)", 1), lbl("OF_norm", 0.74), lbl("qimb close / EMA", 0.49), lbl("ambiguous fraction", 0.23)],
@@ -266,7 +340,7 @@
       { type: "scatter", mode: "lines", x, y: m.day_pnl, yaxis: "y2", name: "today's P&L", line: { color: COLORS.green, width: 1.2, shape: "hv" }, hovertemplate: "today %{y:,.2f}<extra></extra>" },
       { type: "scatter", mode: "lines", x, y: m.day_floor, yaxis: "y2", name: "kill switch", line: { color: COLORS.red, width: 1, dash: "dash", shape: "hv" }, hovertemplate: "kill switch at %{y:,.2f}<extra></extra>" },
       { type: "scatter", mode: "markers", x: x.filter((_, i) => m.kill[i]), y: m.day_pnl.filter((_, i) => m.kill[i]), yaxis: "y2", name: "kill switch active", marker: { color: COLORS.red, size: 4 }, hovertemplate: "kill switch ACTIVE<extra></extra>" },
-    ], AT.layout({ xaxis: AT.axis({ type: "date", anchor: "y2" }), yaxis: AT.axis({ domain: [0.42, 1], tickformat: ",.0f" }), yaxis2: AT.axis({ domain: [0, 0.36], tickformat: ",.0f" }) }), AT.config);
+    ], AT.layout({ shapes: [cursorShape()], xaxis: AT.axis({ type: "date", anchor: "y2", range: cursorRange() }), yaxis: AT.axis({ domain: [0.42, 1], tickformat: ",.0f" }), yaxis2: AT.axis({ domain: [0, 0.36], tickformat: ",.0f" }) }), AT.config);
   }
 
   // -- feeds and tables -------------------------------------------------------------------------------------
@@ -274,7 +348,7 @@
   function feeds() {
     const ts = S.m.ts_min[S.idx], now = ts + MIN;
     const alerts = (S.alertsLoaded || []).slice().reverse();
-    $("alerts").innerHTML = alerts.length ? alerts.map((a) => `<div class="item ${a.ts_ms > now ? "future" : ""}"><span class="when">${AT.time(a.ts_ms)}</span><b>${AT.esc(a.alert)}</b> <span class="dim">${AT.esc(Object.entries(a.detail || {}).map(([k, v]) => `${k} ${typeof v === "number" ? +v.toFixed(4) : v}`).join(" · "))}</span></div>`).join("") : '<p class="note">no alerts</p>';
+    $("alerts").innerHTML = alerts.length ? alerts.map((a) => `<div class="item ${a.ts_ms > now ? "future" : ""}"><span class="when">${AT.time(a.ts_ms)}</span><b>${AT.esc(a.alert)}</b> <span class="dim">${AT.esc(Object.entries(a.detail || {}).map(([k, v]) => `${k} ${typeof v === "number" ? +v.toFixed(4) : v !== null && typeof v === "object" ? JSON.stringify(v) : v}`).join(" · "))}</span></div>`).join("") : '<p class="note">no alerts</p>';
     const sig = S.marks.signals.filter((s) => s.ts_min <= ts).slice(-40).reverse();
     $("signals").innerHTML = sig.length ? sig.map((s) => `<div class="item"><span class="when">${AT.time(s.ts_min)}</span><b>${AT.esc(s.action)}</b> ${AT.esc(s.reason)} <span class="dim">${AT.esc(s.fired.join(", "))}</span></div>`).join("") : '<p class="note">no signal up to this minute</p>';
   }
@@ -290,25 +364,40 @@
   // -- live push -------------------------------------------------------------------------------------------
 
   function connect() {
-    AT.get(API("alerts")).then((a) => { S.alertsLoaded = a; feeds(); }).catch(() => {});
+    const pre = window.AT_PRE || {};
+    (pre.alerts ? AT.read(pre.alerts) : AT.get(API("alerts"))).then((a) => { S.alertsLoaded = a; feeds(); }).catch(() => {});
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/run/${AT.enc(KEY)}`);
-    ws.onmessage = async (ev) => {
-      const msg = JSON.parse(ev.data);
-      if (msg.status) status(msg.status);
-      if (msg.type !== "minutes") return;
-      const atHead = S.idx === S.m.ts_min.length - 1 || $("follow").checked;
-      const add = msg.minutes, last = S.m.ts_min[S.m.ts_min.length - 1];
-      const keep = add.ts_min.map((t) => t > last);
-      for (const k of Object.keys(S.m)) if (add[k]) S.m[k] = S.m[k].concat(add[k].filter((_, i) => keep[i]));
-      S.alertsLoaded = (S.alertsLoaded || []).concat(msg.alerts || []);
-      S.marks = await AT.get(API("markers"));
-      S.info.last_minute = msg.head; S.info.minutes = S.m.ts_min.length;
-      $("slider").max = S.m.ts_min.length - 1;
-      header(); drawFlow(); drawEquity(); tradesTable();
-      await select(atHead ? S.m.ts_min.length - 1 : S.idx, true);
-      window.AT_PUSHED = (window.AT_PUSHED || 0) + 1;
-    };
+    // Messages are handled one after the other (a handler awaits the server), never interleaved.
+    let queue = Promise.resolve();
+    ws.onmessage = (ev) => { const received = Date.now(); queue = queue.then(() => onPush(JSON.parse(ev.data), received)).catch((e) => AT.fail($("status"), e)); };
     window.AT_WS = ws;
+  }
+
+  async function onPush(msg, received) {
+    if (msg.status) status(msg.status);
+    if (msg.type === "status" && msg.alerts && msg.alerts.length) { S.alertsLoaded = (S.alertsLoaded || []).concat(msg.alerts); feeds(); }
+    if (msg.type !== "minutes") return;
+    const empty = S.m.ts_min.length === 0;
+    const atHead = empty || S.idx === S.m.ts_min.length - 1 || $("follow").checked;
+    const add = msg.minutes, last = empty ? -Infinity : S.m.ts_min[S.m.ts_min.length - 1];
+    const keep = add.ts_min.map((t) => t > last);
+    for (const k of Object.keys(S.m)) if (add[k]) S.m[k] = S.m[k].concat(add[k].filter((_, i) => keep[i]));
+    S.alertsLoaded = (S.alertsLoaded || []).concat(msg.alerts || []);
+    const idx = atHead ? S.m.ts_min.length - 1 : S.idx, ts = S.m.ts_min[idx];
+    // Everything the redraw needs is asked for at once; each chart is then drawn once.
+    const ask = (what, q) => fetch(API(what, q), { credentials: "same-origin" });
+    const n = Number($("fp-minutes").value), start = Math.max(S.m.ts_min[0], ts - (n - 1) * MIN);
+    const pre = { ts, state: ask("state", `?ts=${ts}`), profile: S.info.catalog_available ? ask("profile", `?ts=${ts}`) : null,
+      footprint: S.info.catalog_available ? ask("footprint", `?start=${start}&end=${ts}&side=${S.fpSide}&rows=${$("fp-rows").value}`) : null };
+    S.marks = await AT.get(API("markers"));
+    S.info.last_minute = msg.head; S.info.minutes = S.m.ts_min.length;
+    $("slider").max = S.m.ts_min.length - 1;
+    S.idx = idx;
+    header(); drawFlow(); drawEquity(); tradesTable();
+    await select(idx, true, pre);
+    window.AT_PUSHED = (window.AT_PUSHED || 0) + 1;
+    // For the tests: wall-clock ms when the newest minute arrived and when it was drawn.
+    window.AT_PUSH = { head: msg.head, received, drawn: Date.now() };
   }
 
   // -- controls ---------------------------------------------------------------------------------------------
