@@ -131,8 +131,10 @@ case "$cmd" in
         ensure_browser
         say "cargo test (rust_indicators)"
         cargo test --quiet --manifest-path rust_indicators/Cargo.toml
-        say "pytest"
-        exec "$VPY" -m pytest "$@"
+        # Test files run on TEST_WORKERS parallel workers (default 3 on this 2-core class of machine:
+        # the live-node tests spend most of their time waiting for minute boundaries); -n 0 runs serially.
+        say "pytest (${TEST_WORKERS:-3} workers, one file per worker at a time)"
+        exec "$VPY" -m pytest -n "${TEST_WORKERS:-3}" --dist loadfile "$@"
         ;;
     which-python)  # the interpreter set-up would build .venv with (used by the tests)
         find_python
