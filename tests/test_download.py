@@ -506,6 +506,9 @@ def _zip(members: dict[str, bytes]) -> bytes:
         ("a.zip", _zip({"a": b"1" * 5000})[:-10], "not a readable zip archive"),
         ("a.zip", corrupted(_zip({"a": bytes(range(256)) * 400}), "flip"), ""),
     ],
+    # Named, not derived from the bodies: gzip and zip stamp the current time into them, and the
+    # parallel workers must collect the same test ids.
+    ids=["gz-truncated", "gz-trailing-junk", "gz-not-gzip", "gz-empty", "zip-two-members", "zip-truncated", "zip-flipped-byte"],
 )
 def test_verification_rejects_damaged_archives(tmp_path, name, body, problem):
     path = tmp_path / name
