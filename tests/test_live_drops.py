@@ -16,13 +16,13 @@ resets: ~2.7 s per drop, so 100 drops ~4.5-5 minutes; the three sockets are sepa
 separate backoffs and are dropped concurrently. 10 cycles of 6 (60 per socket) keep the test near 4
 minutes.
 
-The trade: a scripted market entry whose first order requests get the 10006 burst (the execution
-client re-sends the same client order id after 0.5/1/2/4 s); once stop, TP1 and TP2 rest, the drop
-cycles start; half-way the price goes through TP1 (a fill and a stop amendment while sockets are
-being dropped); after the drops the feed freezes (the stale event), resumes, and the price goes
-through TP2. Afterwards: every socket reconnected once per drop, ticks were recorded after the last
-drop, no order reached the venue twice, every venue fill is in the store, the venue is flat with
-nothing open.
+The trade: a scripted market entry whose first four order requests get 10006 (the execution client
+re-sends the same client order id after 0.5/1/2/4 s and gives up after a fifth 10006); once stop,
+TP1 and TP2 rest, the drop cycles start; half-way the price goes through TP1 (a fill and a stop
+amendment while sockets are being dropped); after the drops the feed freezes (the stale event),
+resumes, and the price goes through TP2. Afterwards: every socket reconnected once per drop, ticks
+were recorded after the last drop, no order reached the venue twice, every venue fill is in the
+store, the venue is flat with nothing open.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ CYCLES = 10
 DROPS_PER_CYCLE = 6
 DROP_AFTER_MS = 300  # each reconnection lives 300 ms: long enough to re-authenticate and resubscribe
 STABLE_S = 10.5  # Nautilus resets a socket's reconnect backoff once it has stayed up 10 s
-BURST = 8  # 10006 answers: the entry takes 4 (its 5th attempt passes), the protective orders the rest
+BURST = 4  # 10006 answers in a row to the entry: the execution client re-sends after 0.5/1/2/4 s, the 5th attempt passes
 FILL_SETTLE_S = 1.0  # the last fill frame to reach the node before it stops
 
 
