@@ -22,7 +22,7 @@ TP1 and TP2 rest, the drop cycles start; half-way the price goes through TP1 (a 
 amendment while sockets are being dropped); after the drops the feed freezes (the stale event),
 resumes, and the price goes through TP2. Afterwards: every socket reconnected once per drop, ticks
 were recorded after the last drop, no order reached the venue twice, every venue fill is in the
-store, the venue is flat with nothing open.
+node's books, the venue is flat with nothing open.
 """
 
 from __future__ import annotations
@@ -128,8 +128,11 @@ def test_live_60_drops_of_each_socket_a_10006_burst_and_a_frozen_feed(tmp_path):
 
     catalog = ParquetDataCatalog(str(data / "catalog"))
     after_ns = last_public_connect_ms * 1_000_000
-    assert sum(1 for q in catalog.quote_ticks() if q.ts_event > after_ns) >= 20
-    assert sum(1 for t in catalog.trade_ticks() if t.ts_event > after_ns) >= 5
+    # (a quote only when the book changes - the pusher repeats one book between moves - and a print a second)
+    quotes_after = sum(1 for q in catalog.quote_ticks() if q.ts_event > after_ns)
+    trades_after = sum(1 for t in catalog.trade_ticks() if t.ts_event > after_ns)
+    print(f"recorded after the last drop: {quotes_after} quotes, {trades_after} trades")
+    assert quotes_after >= 5 and trades_after >= 5
 
     # no order sent twice: one venue order per client order id, one accepted create per id
     links = [o["orderLinkId"] for o in venue_orders]
@@ -137,9 +140,19 @@ def test_live_60_drops_of_each_socket_a_10006_burst_and_a_frozen_feed(tmp_path):
     created = [r["args"].get("orderLinkId") for r in order_requests if r["action"] == "create" and r["retCode"] == 0]
     assert len(created) == len(set(created)) == len(venue_orders), (created, links)
 
-    # no lost fill: the store holds exactly the venue's executions
-    store_fills = rows(data, "fills")
-    assert sorted(str(f["trade_id"]) for f in store_fills) == sorted(f["exec_id"] for f in venue_fills)
-    assert sum(Decimal(str(f["qty"])) for f in store_fills) == sum(Decimal(f["qty"]) for f in venue_fills) == Decimal("1.0")
-    orders = rows(data, "orders")
-    assert {"entry", "stop", "tp1", "tp2"} <= {o["purpose"] for o in orders}, orders
+    # no lost fill. --live keeps no per-fill rows (the store's ``fills`` table is paper's), so the node's
+    # own books are held against the venue's executions: every order's final status, and the closed
+    # trade - quantities, gross P&L and fees - rebuilt from the venue fills.
+    venue_status = {o["orderLinkId"]: o["orderStatus"] for o in venue_orders}
+    names = {"Filled": "FILLED", "Cancelled": "CANCELED", "Deactivated": "CANCELED"}  # an untriggered stop cancelled: Deactivated
+    orders = {o["client_order_id"]: o for o in rows(data, "orders")}
+    assert {o["purpose"] for o in orders.values()} == {"entry", "stop", "tp1", "tp2"}, orders
+    assert {k: o["status"] for k, o in orders.items()} == {k: names.get(v, v) for k, v in venue_status.items()}
+    purpose = {k: o["purpose"] for k, o in orders.items()}
+    qty = {p: sum(Decimal(f["qty"]) for f in venue_fills if purpose[f["order_link_id"]] == p) for p in ("entry", "tp1", "tp2", "stop")}
+    assert qty == {"entry": Decimal("0.5"), "tp1": Decimal("0.15"), "tp2": Decimal("0.35"), "stop": 0}, qty
+    gross = sum((Decimal(f["price"]) * Decimal(f["qty"]) * (1 if f["side"] == "Sell" else -1)) for f in venue_fills)
+    fees = sum(Decimal(f["fee"]) for f in venue_fills)
+    (trade,) = rows(data, "positions")
+    assert trade["status"] == "CLOSED" and trade["exit_reason"] == "tp2" and trade["qty_contracts"] == 0.5 and trade["qty_at_tp1"] == 0.15, trade
+    assert trade["realized_pnl"] == pytest.approx(float(gross), abs=1e-6) and trade["fees_paid"] == pytest.approx(float(fees), abs=1e-6), (trade, gross, fees)
