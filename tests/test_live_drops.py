@@ -128,7 +128,7 @@ def test_live_60_drops_of_each_socket_a_10006_burst_and_a_frozen_feed(tmp_path):
 
     catalog = ParquetDataCatalog(str(data / "catalog"))
     after_ns = last_public_connect_ms * 1_000_000
-    # (a quote only when the book changes - the pusher repeats one book between moves - and a print a second)
+    # (the pusher sends a quote every 250 ms and a print a second; ~4 s pass between the last drop and the freeze)
     quotes_after = sum(1 for q in catalog.quote_ticks() if q.ts_event > after_ns)
     trades_after = sum(1 for t in catalog.trade_ticks() if t.ts_event > after_ns)
     print(f"recorded after the last drop: {quotes_after} quotes, {trades_after} trades")
