@@ -87,7 +87,11 @@ Quirks of Nautilus 1.231's Bybit clients (each measured here; tests in tests/tes
   grows with each drop in a row: 10 drops of one socket, each reconnection dropped 100 ms after it
   opened, took 22-23 s, gaps 0.2, 0.8, 1.0, 1.4, 2.0, 2.8, 4.0, 5.0, 5.0 s (capped near 5 s);
   the delay did not reset after a connection had stayed up 6 s (6 more drops 6 s apart: ~4.8 s
-  each). So 100 drops of one socket cost ~8 minutes of reconnecting: budget tests accordingly.
+  each). It resets once a connection has stayed up 10 s (the network crate's stability threshold:
+  "remained active for at least 10s, resetting reconnect cycle"); the Bybit sockets' backoff (500 ms
+  initial, x1.5, 5 s max, 250 ms jitter) is fixed in Rust and cannot be configured from Python.
+  So 100 drops in a row of one socket cost ~8 minutes; cycles of 6 drops and 10.5 s of quiet
+  ~2.7 s a drop (tests/test_live_drops.py).
   It queues one ``auth`` per reconnection (``expires`` = then + 5 s) and flushes the queue onto the
   connection that survives, so that one receives several auths, the stale ones expired (10002).
   The stand-in keeps a connection authenticated once any auth succeeded (a failed repeat does not
