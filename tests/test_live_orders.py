@@ -128,6 +128,7 @@ def _run_trade(tmp_path, environment: str, limit_entry: bool, faults: int = 0) -
         _until(lambda: s.open_orders() == [], 40, "the stop to be cancelled once flat", node, s)
         time.sleep(1)
         venue_all = s.orders()
+        venue_fills = s.fills()
     finally:
         rc = node.stop() if node is not None else None
         pusher.stop()
@@ -139,6 +140,11 @@ def _run_trade(tmp_path, environment: str, limit_entry: bool, faults: int = 0) -
     purposes = {o["purpose"] for o in orders}
     assert {"entry", "stop", "tp1", "tp2"} <= purposes, orders
     assert len({o["client_order_id"] for o in orders}) == len(orders)
+    # Every venue fill is in the store's fills table, with its order's purpose, price, size and fee.
+    stored = sorted((f["client_order_id"], Decimal(repr(f["price"])), Decimal(repr(f["qty"])), Decimal(repr(f["commission"]))) for f in rows(data, "fills"))
+    assert stored == sorted((f["order_link_id"], Decimal(f["price"]), Decimal(f["qty"]), Decimal(f["fee"])) for f in venue_fills), (stored, venue_fills)
+    purpose_of = {o["client_order_id"]: o["purpose"] for o in orders}
+    assert all(f["purpose"] == purpose_of[f["client_order_id"]] for f in rows(data, "fills")), rows(data, "fills")
     if limit_entry:
         entries = [o for o in orders if o["purpose"] == "entry"]
         assert [o["order_type"] for o in entries] == ["LIMIT", "MARKET"] and entries[0]["status"] == "CANCELED"

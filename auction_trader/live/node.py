@@ -808,10 +808,11 @@ class LiveNode:
         tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
         price = float(order.price) if order.has_price else None
         trigger = float(order.trigger_price) if order.has_trigger_price else None
+        claimed = self._claimed.get(cid)
         if order.status.name.upper() in TERMINAL_ORDER_STATUSES:
             self._claimed.pop(cid, None)
         else:
-            known = self._claimed.get(cid)
+            known = claimed
             purpose = tags.get("purpose") or (known.purpose if known else "")
             self._claimed[cid] = PlannedOrder(cid, purpose, order.side.name, order.order_type.name, float(order.leaves_qty), price, trigger)
         row = {
@@ -828,6 +829,34 @@ class LiveNode:
         if tags:  # Bybit drops tags: an order of ours adopted after a restart keeps its stored trade and purpose
             row.update(trade_id=tags.get("signal_ts_min"), purpose=tags.get("purpose"))
         self.store.record("orders", row)
+        if type(event).__name__ == "OrderFilled":
+            self._record_live_fill(event, order, tags or ({"purpose": claimed.purpose} if claimed is not None else {}))
+
+    def _record_live_fill(self, event, order, tags: dict) -> None:
+        """A venue fill of ours as a ``fills`` row (the backtest's columns), as paper mode stores
+        them: the quote beside it is the latest the node had; a tagless order (adopted after a
+        restart) takes its purpose from the plan's claim."""
+        from auction_trader.backtest.metrics import Fill  # noqa: PLC0415
+        from auction_trader.backtest.outputs import fills_table  # noqa: PLC0415
+
+        quote = self.node.kernel.cache.quote_tick(self.instrument_id)
+        fill = Fill(
+            ts=int(event.ts_event),
+            side=1 if event.order_side.name == "BUY" else -1,
+            qty=event.last_qty.as_decimal(),
+            price=event.last_px.as_decimal(),
+            commission=event.commission.as_decimal(),
+            liquidity="MAKER" if event.liquidity_side.name == "MAKER" else "TAKER",
+            order_type=order.order_type.name,
+            reduce_only=bool(order.is_reduce_only),
+            client_order_id=event.client_order_id.value,
+            trade_id=event.trade_id.value,
+            bid=float(quote.bid_price) if quote is not None else math.nan,
+            ask=float(quote.ask_price) if quote is not None else math.nan,
+            tags=tags,
+        )
+        self.fills += 1
+        self.record("fills", fills_table([fill]).to_pylist()[0])
 
     # -- reconciliation (live) -----------------------------------------------------------------------
 
