@@ -79,9 +79,10 @@ def _size(standin) -> Decimal:
     return Decimal(str(standin.position().get("size", "0") or "0"))
 
 
-def _run_trade(tmp_path, environment: str, limit_entry: bool, faults: int = 0) -> None:
+def _run_trade(tmp_path, environment: str, limit_entry: bool, faults: int = 0) -> dict[str, Decimal]:
     """``faults``: that many rate-limit answers (10006) to the first order requests, and that many
-    drops of each socket (public, private, trade) once the entry has filled."""
+    drops of each socket (public, private, trade) once the entry has filled. Returns the filled
+    quantity per purpose, as the node stored its fills."""
     s = standin_mod.StandIn(seed=7, port=0, feed=False).start()
     pusher = Pusher(s)
     node = None
@@ -148,19 +149,27 @@ def _run_trade(tmp_path, environment: str, limit_entry: bool, faults: int = 0) -
     if limit_entry:
         entries = [o for o in orders if o["purpose"] == "entry"]
         assert [o["order_type"] for o in entries] == ["LIMIT", "MARKET"] and entries[0]["status"] == "CANCELED"
+    filled: dict[str, Decimal] = {}
+    for f in rows(data, "fills"):
+        filled[f["purpose"]] = filled.get(f["purpose"], Decimal(0)) + Decimal(repr(f["qty"]))
+    return filled
+
+
+# 0.5 BTC in; TP1 takes 30 % (0.15), TP2 the rest (0.35); the stop never fills.
+WHOLE_TRADE = {"entry": Decimal("0.5"), "tp1": Decimal("0.15"), "tp2": Decimal("0.35")}
 
 
 def test_live_demo_market_entry_protection_tp1_breakeven_and_flat(tmp_path):
-    _run_trade(tmp_path, "demo", limit_entry=False)
+    assert _run_trade(tmp_path, "demo", limit_entry=False) == WHOLE_TRADE
 
 
 def test_live_mainnet_through_rate_limits_and_dropped_sockets(tmp_path):
     """Three 10006 answers to the first order requests, then every socket dropped three times in a
     row while stop and targets rest: the trade still ends flat with nothing left open, and no
     order reached the venue twice."""
-    _run_trade(tmp_path, "mainnet", limit_entry=False, faults=3)
+    assert _run_trade(tmp_path, "mainnet", limit_entry=False, faults=3) == WHOLE_TRADE
 
 
 @pytest.mark.slow
 def test_live_mainnet_limit_entry_times_out_to_market_then_exits(tmp_path):
-    _run_trade(tmp_path, "mainnet", limit_entry=True)
+    assert _run_trade(tmp_path, "mainnet", limit_entry=True) == WHOLE_TRADE

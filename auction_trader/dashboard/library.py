@@ -9,6 +9,7 @@ the objects of known directories stay, with their caches.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -160,11 +161,12 @@ class Library:
 
 
 def _quietly(fn) -> None:
-    """Warming is best effort: a broken run shows its error when it is opened, not here."""
+    """Warming is best effort: a broken run shows its error when it is opened, not here (the
+    failure is still logged at debug level, for whoever is looking)."""
     try:
         fn()
     except Exception:  # noqa: BLE001
-        pass
+        logging.getLogger(__name__).debug("warming a run failed", exc_info=True)
 
 
 @lru_cache(maxsize=16)
