@@ -635,8 +635,15 @@ class Node:
     def events(self, client_order_id) -> list[str]:
         return [type(e).__name__ for e in list(self.driver.events) if e.client_order_id == client_order_id]
 
-    def wait_event(self, client_order_id, name: str, timeout: float = 10.0) -> None:
-        wait_until(lambda: name in self.events(client_order_id), timeout, f"{name} for {client_order_id} (got {self.events(client_order_id)})")
+    def wait_event(self, client_order_id, name: str, timeout: float = 30.0) -> None:
+        """Waits for an order event. 30 s: on CI's 2 loaded cores the node's queues once took
+        over 10 s to pass a submitted order on (the message says where it stood)."""
+        try:
+            wait_until(lambda: name in self.events(client_order_id), timeout, f"{name} for {client_order_id}")
+        except AssertionError as e:
+            kernel = self.node.kernel
+            queues = f"risk cmd {kernel.risk_engine.cmd_qsize()}, exec cmd {kernel.exec_engine.cmd_qsize()}, exec evt {kernel.exec_engine.evt_qsize()}"
+            raise AssertionError(f"{e} (got {self.events(client_order_id)}; queues: {queues})") from None
 
     def submit(self, make) -> object:
         """``make(order_factory, instrument_id)`` -> order; submits it and returns its client id."""
@@ -715,7 +722,7 @@ def test_trading_node_stop_take_profit_amend_cancel_and_a_rate_limit(quiet):
         quiet.push_quote("49750.0", "49750.1")
         quiet.push_trade("49900.0", "0.001", "Sell")  # the stop: 0.008 against the 0.005 left
         n.wait_event(stop, "OrderFilled")
-        wait_until(lambda: n.do(lambda d: d.cache.order(stop).is_closed), 10, "the capped stop to close")
+        wait_until(lambda: n.do(lambda d: d.cache.order(stop).is_closed), 30, "the capped stop to close")
         stop_fills = [e for e in n.driver.events if e.client_order_id == stop and type(e).__name__ == "OrderFilled"]
         assert [str(e.last_qty) for e in stop_fills] == ["0.005"] and stop_fills[0].last_px.as_decimal() == Decimal("49750.0")
         assert quiet.position()["size"] == "0.000"
@@ -737,7 +744,7 @@ def test_trading_node_stop_take_profit_amend_cancel_and_a_rate_limit(quiet):
         n.wait_event(parts, "OrderAccepted")
         for bid, ask in (("49699.9", "49700.0"), ("49699.8", "49699.9"), ("49699.7", "49699.8")):
             quiet.push_quote(bid, ask)
-        wait_until(lambda: n.events(parts).count("OrderFilled") == 3, 10, "three partial fills")
+        wait_until(lambda: n.events(parts).count("OrderFilled") == 3, 30, "three partial fills")
         assert [str(e.last_qty) for e in n.driver.events if e.client_order_id == parts and type(e).__name__ == "OrderFilled"] == ["0.004", "0.004", "0.002"]
         assert n.do(lambda d: (d.cache.order(parts).status_string(), str(d.cache.order(parts).filled_qty))) == ("FILLED", "0.010")
         quiet.partial_fills(None)
