@@ -1,7 +1,8 @@
 """The FastAPI app: three pages (index, trading view, grid view), their JSON API and a WebSocket.
 
 Pages and the chart library are served by the app itself; nothing is fetched from the internet
-(plotly.js comes from the installed plotly package). On 127.0.0.1 there is no login; bound to any
+(lightweight-charts.js for the trading view and plotly.js for the grid view come from the installed
+lightweight-charts and plotly packages). On 127.0.0.1 there is no login; bound to any
 other address the app requires a token (from the environment) on every request but the login
 form, as a ``Bearer`` header or the cookie that the form sets.
 
@@ -60,8 +61,23 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def plotly_js() -> Path:
-    """plotly.min.js as shipped inside the plotly wheel."""
+    """plotly.min.js as shipped inside the plotly wheel (the grid view's charts)."""
     return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def lightweight_charts_js() -> Path:
+    """TradingView's Lightweight Charts (standalone build, 160 KB) as shipped inside the
+    ``lightweight-charts`` wheel: the trading view's charts. Found through the wheel's file list,
+    without importing its Python package (which imports pandas and pywebview)."""
+    from importlib.metadata import PackageNotFoundError, distribution  # noqa: PLC0415
+
+    try:
+        path = Path(str(distribution("lightweight-charts").locate_file("lightweight_charts/js/lightweight-charts.js")))
+    except PackageNotFoundError as e:
+        raise RuntimeError("the dashboard needs the lightweight-charts package (pip install -c constraints.txt -e .)") from e
+    if not path.is_file():
+        raise RuntimeError(f"lightweight-charts is installed but {path} is missing: reinstall it (pip install --force-reinstall lightweight-charts==2.1)")
+    return path
 
 
 def _clean(obj: Any) -> Any:
@@ -91,7 +107,7 @@ def create_app(runs: Path | None, settings: DashboardSettings | None = None, tok
     from auction_trader.dashboard.grids import Jobs  # noqa: PLC0415
 
     jobs = Jobs(on_done=lambda job: _after_job(library, job))
-    assets = Assets({**{p.name: p for p in sorted(STATIC.glob("*.js")) + sorted(STATIC.glob("*.css"))}, "plotly.min.js": plotly_js()})
+    assets = Assets({**{p.name: p for p in sorted(STATIC.glob("*.js")) + sorted(STATIC.glob("*.css"))}, "plotly.min.js": plotly_js(), "lightweight-charts.js": lightweight_charts_js()})
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
