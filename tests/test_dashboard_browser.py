@@ -114,7 +114,7 @@ FOOTPRINT_DRAWN = "const f = (window.AT_DRAWN || {}).footprint; return !!f && f.
 
 #: What the price chart shows, read back from its pixels (Lightweight Charts' own screenshot of the
 #: chart, and the profile's canvas): is the VAH / VAL / POC line's
-#: colour within 2 px of where the line's value puts it (at 25 of the visible minutes); how many pixels of the profile canvas are
+#: colour within 2 px (3 across: the POC is dotted) of where the line's value puts it (at 25 of the visible minutes); how many pixels of the profile canvas are
 #: value-area blue and POC orange.
 PRICE_PROBE = """
 const c = window.AT_CHARTS.price, shot = c.chart.takeScreenshot(), g = shot.getContext('2d');
@@ -123,7 +123,7 @@ const px = g.getImageData(0, 0, shot.width, shot.height).data, W = shot.width;
 // A 1-px line between two pixel rows is blended with the background: its hue, not its exact colour.
 const blue = (i) => px[i + 2] > 110 && px[i + 2] - px[i] > 50 && px[i + 2] > px[i + 1];
 const orange = (i) => Math.abs(px[i] - 240) + Math.abs(px[i + 1] - 136) + Math.abs(px[i + 2] - 62) < 60;
-const near = (x, y, like) => { for (let dy = -2; dy <= 2; dy++) for (let dx = -1; dx <= 1; dx++) { const X = Math.round(x) + dx, Y = Math.round(y) + dy; if (X >= 0 && Y >= 0 && X < W && like((Y * W + X) * 4)) return true; } return false; };
+const near = (x, y, like) => { for (let dy = -2; dy <= 2; dy++) for (let dx = -3; dx <= 3; dx++) { const X = Math.round(x) + dx, Y = Math.round(y) + dy; if (X >= 0 && Y >= 0 && X < W && like((Y * W + X) * 4)) return true; } return false; };
 const lines = {};
 for (const [name, rgb] of [['VAH', blue], ['VAL', blue], ['POC', orange]]) {
   const all = c.lines[name].data().filter((p) => p.value !== undefined && p.time > vis.from && p.time < vis.to), step = Math.max(1, Math.floor(all.length / 25));

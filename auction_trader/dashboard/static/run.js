@@ -310,12 +310,12 @@
     for (const l of Object.values(c.lines)) l.applyOptions({ visible: S.show.lines });
   }
 
-  // The visible range: the 240 minutes of the profile's window before the selected minute and 30 after.
-  const cursorRange = () => [S.m.ts_min[Math.max(0, S.idx - 239)], S.m.ts_min[Math.min(S.m.ts_min.length - 1, S.idx + 30)]];
+  // The visible range: the 240 minutes of the profile's window up to the selected minute and 30 after.
 
   function cursor() {
-    const [a, b] = cursorRange().map(sec);
-    for (const c of [CH.price, ...(CH.flow || []), ...(CH.equity || [])]) if (c) c.chart.timeScale().setVisibleRange({ from: a, to: b });
+    // By bar index (every chart holds the same minutes): half a bar of room at each end.
+    const n = S.m.ts_min.length, range = { from: Math.max(0, S.idx - 239) - 0.5, to: Math.min(n - 1, S.idx + 30) + 0.5 };
+    for (const c of [CH.price, ...(CH.flow || []), ...(CH.equity || [])]) if (c) c.chart.timeScale().setVisibleLogicalRange(range);
     if (CH.price) CH.price.chart.priceScale("left").applyOptions({ autoScale: true });
     overlays();
   }
