@@ -113,9 +113,10 @@ PROFILE_DRAWN = "const p = (window.AT_DRAWN || {}).profile; return !!p && p.bars
 FOOTPRINT_DRAWN = "const f = (window.AT_DRAWN || {}).footprint; return !!f && f.cells > 0"
 
 #: What the price chart shows, read back from its pixels (Lightweight Charts' own screenshot of the
-#: chart, and the profile's canvas): is the VAH / VAL / POC line's
-#: colour within 2 px (3 across: the POC is dotted) of where the line's value puts it (at 25 of the visible minutes); how many pixels of the profile canvas are
-#: value-area blue and POC orange.
+#: chart, and the profile's canvas): at 25 of the visible minutes, is the VAH / VAL / POC line's
+#: colour within 2 px (3 across: the POC is dotted) of where its value puts it; how many pixels of
+#: the profile canvas are value-area blue and POC orange; how far the profile's value area is from where the chart's price
+#: scale puts it now (the histogram shares the candles' price axis).
 PRICE_PROBE = """
 const c = window.AT_CHARTS.price, shot = c.chart.takeScreenshot(), g = shot.getContext('2d');
 const left = c.chart.priceScale('left').width(), ts = c.chart.timeScale(), vis = ts.getVisibleRange();
@@ -133,7 +134,8 @@ for (const [name, rgb] of [['VAH', blue], ['VAL', blue], ['POC', orange]]) {
 const cv = document.getElementById('profile'), d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
 let va = 0, poc = 0;
 for (let i = 0; i < d.length; i += 4) { if (d[i + 3] > 150 && Math.abs(d[i] - 88) < 8 && Math.abs(d[i + 1] - 166) < 8 && d[i + 2] > 240) va++; if (d[i + 3] > 200 && d[i] > 230 && Math.abs(d[i + 1] - 136) < 8 && d[i + 2] < 70) poc++; }
-return { candles: c.candles.data().length, visible: [vis.from, vis.to], lines, va_px: va, poc_px: poc };
+const pr = window.AT_DRAWN.profile, offset = Math.max(Math.abs(pr.va_px[0] - c.candles.priceToCoordinate(pr.va[1])), Math.abs(pr.va_px[1] - c.candles.priceToCoordinate(pr.va[0])));
+return { candles: c.candles.data().length, visible: [vis.from, vis.to], lines, va_px: va, poc_px: poc, profile_offset_px: offset };
 """
 
 #: Where (in px from the price chart's top left) a fill of the visible range sits, or null.
@@ -157,6 +159,7 @@ def price_probe(driver) -> dict:
     for name, (hits, tried) in probe["lines"].items():
         assert tried > 0 and hits >= 0.8 * tried, (name, probe)
     assert probe["va_px"] > 200 and probe["poc_px"] > 10, probe
+    assert probe["profile_offset_px"] < 1.5, f"the profile's value area is not where the price scale puts it: {probe}"
     return probe
 
 

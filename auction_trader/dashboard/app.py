@@ -23,7 +23,7 @@ API (every ``{key}`` is a directory's path relative to ``--runs``):
 ``GET  /api/compare/{key}?a=&b=``   two combinations side by side (and their single runs, when run)
 ``POST /api/rerun/{key}?run_id=``   run one combination alone (full outputs); ``GET /api/job/{id}``
 ``WS   /ws/run/{key}``              new minutes, status and alerts as they appear
-``GET  /assets/{digest}/{name}``    the pages' CSS and scripts and plotly.min.js (see :class:`Assets`)
+``GET  /assets/{digest}/{name}``    the pages' CSS and scripts and the chart libraries (see :class:`Assets`)
 ==================================  ==================================================================
 """
 
@@ -324,10 +324,11 @@ def create_app(runs: Path | None, settings: DashboardSettings | None = None, tok
 
 
 class Assets:
-    """The pages' CSS and scripts and plotly.min.js at content-addressed URLs,
+    """The pages' CSS and scripts and the chart libraries (lightweight-charts.js for the trading
+    view, plotly.min.js for the grid view) at content-addressed URLs,
     ``/assets/<sha256 prefix>/<name>``, served ``immutable`` for a year: a browser that has opened
     one page never asks for them again, not even to revalidate, and Chromium keeps their compiled
-    code (the V8 code cache) with them, so a second open skips most of parsing plotly.js (4.6 MB).
+    code (the V8 code cache) with them, so a second open skips most of parsing them.
     A changed file gets a new URL; pages are served ``no-cache`` and name the current ones
     (:meth:`link`). Each file's gzip is made once, on first request or in the background at start."""
 
@@ -344,7 +345,7 @@ class Assets:
         return self.digests.get(name) == digest
 
     def link(self, html: str) -> str:
-        """``html`` with its ``/static/NAME`` and ``/static-lib/plotly.min.js`` references replaced
+        """``html`` with its ``/static/NAME`` and ``/static-lib/NAME`` (the libraries) references replaced
         by the assets' current URLs."""
         for name in self.paths:
             html = html.replace(f'"/static/{name}"', f'"{self.url(name)}"').replace(f'"/static-lib/{name}"', f'"{self.url(name)}"')
