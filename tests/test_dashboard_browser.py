@@ -219,6 +219,14 @@ def test_trading_view_draws_profile_va_lines_footprint_and_fill_reasons(server, 
     wait(browser, "return window.AT_DRAWN.profile === null", "the profile hidden")
     browser.find_element(By.ID, "tg-profile").click()
     wait(browser, PROFILE_DRAWN, "the profile shown again")
+    browser.find_element(By.ID, "tg-lines").click()
+    assert browser.execute_script("return Object.values(window.AT_CHARTS.price.lines).map(l => l.options().visible)") == [False] * 3
+    browser.find_element(By.ID, "tg-lines").click()
+    assert browser.execute_script("return Object.values(window.AT_CHARTS.price.lines).map(l => l.options().visible)") == [True] * 3
+    browser.find_element(By.ID, "tg-marks").click()
+    assert browser.execute_script("return window.AT_CHARTS.price.candles.markers().length") == 0
+    browser.find_element(By.ID, "tg-marks").click()
+    assert browser.execute_script("return window.AT_CHARTS.price.candles.markers().length") > 0
     assert console_errors(browser) == []
     browser.execute_script("document.getElementById('footprint').scrollIntoView()")
     browser.save_screenshot(str(ARTIFACTS / "run-footprint.png"))

@@ -389,7 +389,6 @@
   // The price chart after a new profile (or a toggle): rescale to hold its bins, then draw it.
   function drawPrice() {
     if (!CH.price) return;
-    priceMarks();
     profileNote();
     CH.price.chart.priceScale("left").applyOptions({ autoScale: true });
     CH.price.candles.applyOptions({});  // asks the scale to ask autoscaleInfoProvider again
@@ -593,7 +592,7 @@
   $("next").onclick = () => select(S.idx + 1);
   document.addEventListener("keydown", (e) => { if (e.target.tagName === "INPUT" && e.target.type !== "range") return; if (e.key === "ArrowLeft") select(S.idx - 1); if (e.key === "ArrowRight") select(S.idx + 1); });
   for (const [id, k] of [["tg-lines", "lines"], ["tg-profile", "profile"], ["tg-marks", "marks"]])
-    $(id).onclick = () => { S.show[k] = !S.show[k]; $(id).classList.toggle("on", S.show[k]); drawPrice(); };
+    $(id).onclick = () => { S.show[k] = !S.show[k]; $(id).classList.toggle("on", S.show[k]); if (CH.price) priceMarks(); drawPrice(); };
   for (const side of ["inferred", "exchange"])
     $(`fp-${side}`).onclick = () => { S.fpSide = side; $("fp-inferred").classList.toggle("on", side === "inferred"); $("fp-exchange").classList.toggle("on", side === "exchange"); loadFootprint(); };
   $("fp-minutes").onchange = () => loadFootprint();
