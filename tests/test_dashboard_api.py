@@ -283,23 +283,28 @@ def test_assets_at_content_hashed_urls_cached_immutable_and_gzipped(client):
     import hashlib  # noqa: PLC0415
     import re  # noqa: PLC0415
 
-    from auction_trader.dashboard.app import STATIC, plotly_js  # noqa: PLC0415
+    from auction_trader.dashboard.app import STATIC, lightweight_charts_js, plotly_js  # noqa: PLC0415
 
-    page = client.get("/run/run-a")
-    assert page.headers["cache-control"] == "no-cache"
-    urls = re.findall(r'(?:src|href)="(/assets/[0-9a-f]{16}/[\w.]+)"', page.text)
-    assert sorted(u.rsplit("/", 1)[1] for u in urls) == ["app.css", "common.js", "plotly.min.js", "run.js"]
-    assert "/static" not in page.text
-    for url in urls:
-        name = url.rsplit("/", 1)[1]
-        raw = (plotly_js() if name == "plotly.min.js" else STATIC / name).read_bytes()
-        assert url.split("/")[2] == hashlib.sha256(raw).hexdigest()[:16], "the URL names the content"
-        r = client.get(url, headers={"Accept-Encoding": "gzip"})
-        assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=31536000, immutable"
-        assert r.headers["content-encoding"] == "gzip" and r.content == raw  # the client decodes it
-        assert int(r.headers["content-length"]) < len(raw) * (0.35 if name == "plotly.min.js" else 0.9)
-        plain = client.get(url, headers={"Accept-Encoding": "identity"})
-        assert plain.status_code == 200 and "content-encoding" not in plain.headers and plain.content == raw
+    libs = {"plotly.min.js": plotly_js(), "lightweight-charts.js": lightweight_charts_js()}
+    # The trading view's chart library is Lightweight Charts (160 KB); plotly.js only on the grid view.
+    expected = {"/run/run-a": ["app.css", "common.js", "lightweight-charts.js", "run.js"], "/grid/grid-a": ["app.css", "common.js", "grid.js", "plotly.min.js"]}
+    for path, names in expected.items():
+        page = client.get(path)
+        assert page.headers["cache-control"] == "no-cache"
+        urls = re.findall(r'(?:src|href)="(/assets/[0-9a-f]{16}/[\w.-]+)"', page.text)
+        assert sorted(u.rsplit("/", 1)[1] for u in urls) == names
+        assert "/static" not in page.text
+        for url in urls:
+            name = url.rsplit("/", 1)[1]
+            raw = (libs[name] if name in libs else STATIC / name).read_bytes()
+            assert url.split("/")[2] == hashlib.sha256(raw).hexdigest()[:16], "the URL names the content"
+            r = client.get(url, headers={"Accept-Encoding": "gzip"})
+            assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=31536000, immutable"
+            assert r.headers["content-encoding"] == "gzip" and r.content == raw  # the client decodes it
+            assert int(r.headers["content-length"]) < len(raw) * (0.35 if name in libs else 0.9)
+            plain = client.get(url, headers={"Accept-Encoding": "identity"})
+            assert plain.status_code == 200 and "content-encoding" not in plain.headers and plain.content == raw
+    assert b"TradingView Lightweight Charts" in lightweight_charts_js().read_bytes()[:200]
     stale = client.get(urls[0].replace(urls[0].split("/")[2], "0" * 16))
     assert stale.status_code == 404 and "reload" in stale.json()["detail"]
     assert client.get("/assets/" + urls[0].split("/")[2] + "/../app.py").status_code == 404

@@ -25,13 +25,13 @@ from auction_trader.instrument import BTCUSDT
 from auction_trader.live.node import DashboardOptions, NodeHooks
 from auction_trader.live.sequencer import MINUTE_NS
 from tests.live_harness import NodeProcess, endpoint_args, preseed, rows
-from tests.test_dashboard_browser import ARTIFACTS, browser, console_errors, open_page, wait  # noqa: F401 (fixture)
+from tests.test_dashboard_browser import PROFILE_DRAWN, ARTIFACTS, browser, console_errors, open_page, price_probe, wait  # noqa: F401 (fixture)
 
 standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
 
 WARMUP = 30  # minutes; the recording holds 4, so activation is refused
 SETTINGS = ["warmup_minutes=30", "rolling_window_minutes=4", "spread_lookback_minutes=4", "min_va_bins=1", "minute_grace_ms=2000"]
-PROFILE = "const d = document.getElementById('price').data; return d && d.some(t => t.name === 'profile' && t.x.length > 0)"
+PROFILE = PROFILE_DRAWN
 
 
 @pytest.fixture
@@ -61,10 +61,7 @@ def test_paper_node_dashboard_draws_refuses_activation_and_pushes_a_live_minute(
 
         open_page(browser, url)
         wait(browser, PROFILE, "the live profile histogram")
-        names = browser.execute_script("return document.getElementById('price').data.map(t => t.name)")
-        assert {"VAH", "VAL", "POC", "profile", "price"} <= set(names), names
-        assert browser.execute_script("return document.querySelectorAll('#price .barlayer .point').length") > 0
-        assert browser.execute_script("return document.querySelectorAll('#price .scatterlayer .trace path.js-line').length") >= 3
+        price_probe(browser)  # candles, the VAH / VAL / POC lines and the profile's bars, read back from the pixels
         assert browser.execute_script("return document.getElementById('mode').textContent") == "paper"
         assert f"/{WARMUP} min" in browser.find_element(By.ID, "status").text
 
@@ -81,7 +78,7 @@ def test_paper_node_dashboard_draws_refuses_activation_and_pushes_a_live_minute(
         browser.execute_script("window.NOT_RELOADED = 1")
         head = wait(browser, f"return window.AT_PUSH && window.AT_PUSH.head >= {started_min_ms} ? window.AT_PUSH.head : null", "a live minute on the page", seconds=70)
         assert browser.execute_script("return window.NOT_RELOADED") == 1
-        assert browser.execute_script("return document.getElementById('price').data[0].x.slice(-1)[0]") == head
+        assert browser.execute_script("return window.AT_DRAWN.price.last") == head
         wait(browser, PROFILE, "the profile after the push")
         assert [e for e in console_errors(browser) if not ("/api/control/live?command=activate" in e and "409" in e)] == []
         browser.save_screenshot(str(ARTIFACTS / "node-live.png"))

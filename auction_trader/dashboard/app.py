@@ -1,7 +1,8 @@
 """The FastAPI app: three pages (index, trading view, grid view), their JSON API and a WebSocket.
 
 Pages and the chart library are served by the app itself; nothing is fetched from the internet
-(plotly.js comes from the installed plotly package). On 127.0.0.1 there is no login; bound to any
+(lightweight-charts.js for the trading view and plotly.js for the grid view come from the installed
+lightweight-charts and plotly packages). On 127.0.0.1 there is no login; bound to any
 other address the app requires a token (from the environment) on every request but the login
 form, as a ``Bearer`` header or the cookie that the form sets.
 
@@ -22,7 +23,7 @@ API (every ``{key}`` is a directory's path relative to ``--runs``):
 ``GET  /api/compare/{key}?a=&b=``   two combinations side by side (and their single runs, when run)
 ``POST /api/rerun/{key}?run_id=``   run one combination alone (full outputs); ``GET /api/job/{id}``
 ``WS   /ws/run/{key}``              new minutes, status and alerts as they appear
-``GET  /assets/{digest}/{name}``    the pages' CSS and scripts and plotly.min.js (see :class:`Assets`)
+``GET  /assets/{digest}/{name}``    the pages' CSS and scripts and the chart libraries (see :class:`Assets`)
 ==================================  ==================================================================
 """
 
@@ -60,8 +61,23 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def plotly_js() -> Path:
-    """plotly.min.js as shipped inside the plotly wheel."""
+    """plotly.min.js as shipped inside the plotly wheel (the grid view's charts)."""
     return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def lightweight_charts_js() -> Path:
+    """TradingView's Lightweight Charts (standalone build, 160 KB) as shipped inside the
+    ``lightweight-charts`` wheel: the trading view's charts. Found through the wheel's file list,
+    without importing its Python package (which imports pandas and pywebview)."""
+    from importlib.metadata import PackageNotFoundError, distribution  # noqa: PLC0415
+
+    try:
+        path = Path(str(distribution("lightweight-charts").locate_file("lightweight_charts/js/lightweight-charts.js")))
+    except PackageNotFoundError as e:
+        raise RuntimeError("the dashboard needs the lightweight-charts package (pip install -c constraints.txt -e .)") from e
+    if not path.is_file():
+        raise RuntimeError(f"lightweight-charts is installed but {path} is missing: reinstall it (pip install --force-reinstall lightweight-charts==2.1)")
+    return path
 
 
 def _clean(obj: Any) -> Any:
@@ -91,7 +107,7 @@ def create_app(runs: Path | None, settings: DashboardSettings | None = None, tok
     from auction_trader.dashboard.grids import Jobs  # noqa: PLC0415
 
     jobs = Jobs(on_done=lambda job: _after_job(library, job))
-    assets = Assets({**{p.name: p for p in sorted(STATIC.glob("*.js")) + sorted(STATIC.glob("*.css"))}, "plotly.min.js": plotly_js()})
+    assets = Assets({**{p.name: p for p in sorted(STATIC.glob("*.js")) + sorted(STATIC.glob("*.css"))}, "plotly.min.js": plotly_js(), "lightweight-charts.js": lightweight_charts_js()})
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -308,10 +324,11 @@ def create_app(runs: Path | None, settings: DashboardSettings | None = None, tok
 
 
 class Assets:
-    """The pages' CSS and scripts and plotly.min.js at content-addressed URLs,
+    """The pages' CSS and scripts and the chart libraries (lightweight-charts.js for the trading
+    view, plotly.min.js for the grid view) at content-addressed URLs,
     ``/assets/<sha256 prefix>/<name>``, served ``immutable`` for a year: a browser that has opened
     one page never asks for them again, not even to revalidate, and Chromium keeps their compiled
-    code (the V8 code cache) with them, so a second open skips most of parsing plotly.js (4.6 MB).
+    code (the V8 code cache) with them, so a second open skips most of parsing them.
     A changed file gets a new URL; pages are served ``no-cache`` and name the current ones
     (:meth:`link`). Each file's gzip is made once, on first request or in the background at start."""
 
@@ -328,7 +345,7 @@ class Assets:
         return self.digests.get(name) == digest
 
     def link(self, html: str) -> str:
-        """``html`` with its ``/static/NAME`` and ``/static-lib/plotly.min.js`` references replaced
+        """``html`` with its ``/static/NAME`` and ``/static-lib/NAME`` (the libraries) references replaced
         by the assets' current URLs."""
         for name in self.paths:
             html = html.replace(f'"/static/{name}"', f'"{self.url(name)}"').replace(f'"/static-lib/{name}"', f'"{self.url(name)}"')

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from auction_trader.dashboard.runs import VIEW_COLUMNS, BacktestRun, Ledger, build_ledger
+from auction_trader.dashboard.runs import LEDGER_COLUMNS, VIEW_COLUMNS, BacktestRun, Ledger, build_ledger
 from auction_trader.dashboard.settings import DashboardSettings
 from auction_trader.dashboard.source import ControlRefused
 from auction_trader.dashboard.ticks import CatalogTicks
@@ -280,7 +280,7 @@ class LiveSource(BacktestRun):
 
     def minutes(self, start: int | None, end: int | None) -> dict[str, list]:
         if self._features.get() is None:  # before the first closed minute: the page opens empty and waits
-            return {c: [] for c in [*VIEW_COLUMNS, "equity", "balance", "heat", "position", "day_pnl", "day_floor", "kill"]}
+            return {c: [] for c in (*VIEW_COLUMNS, *LEDGER_COLUMNS)}
         return super().minutes(start, end)
 
     def info(self) -> dict[str, Any]:

@@ -89,6 +89,11 @@ def _sqlite_rows(table: str) -> Callable[[Path], list[dict]]:
     return read
 
 
+#: The account's columns of :meth:`BacktestRun.minutes`, beside the features' ``VIEW_COLUMNS``
+#: (the :class:`Ledger`'s arrays of the same names).
+LEDGER_COLUMNS = ("equity", "balance", "heat", "position", "day_pnl", "day_floor", "kill")
+
+
 def plain(values: np.ndarray | list) -> list:
     """A column as JSON-ready values: NaN and inf as None, numpy scalars as Python ones."""
     arr = np.asarray(values)
@@ -263,9 +268,8 @@ class BacktestRun:
         b = len(ts) if end is None else int(np.searchsorted(ts, end, "right"))
         out = {c: plain(f[c][a:b]) for c in VIEW_COLUMNS if c in f}
         led = self.ledger()
-        for name in ("equity", "balance", "heat", "position", "day_pnl", "day_floor"):
+        for name in LEDGER_COLUMNS:
             out[name] = plain(getattr(led, name)[a:b])
-        out["kill"] = plain(led.kill[a:b])
         return out
 
     # -- the account, minute by minute ---------------------------------------------------------

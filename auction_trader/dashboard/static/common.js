@@ -1,5 +1,6 @@
 "use strict";
-// Shared helpers of the three pages (no framework; Plotly is served by the app itself).
+// Shared helpers of the three pages (no framework). The chart libraries are served by the app itself:
+// Lightweight Charts on the trading view (run.js), Plotly on the grid view (grid.js, AT.layout / axis / config).
 const AT = {
   key() { return decodeURI(location.pathname.replace(/^\/(run|grid)\//, "")); },
   async get(url) { return AT.read(fetch(url, { credentials: "same-origin" })); },
