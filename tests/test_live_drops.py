@@ -30,7 +30,8 @@ The trade: a scripted market entry whose first four order requests get 10006 (th
 re-sends the same client order id after 0.5/1/2/4 s and gives up after a fifth 10006); stop, TP1 and
 TP2 rest while most cycles run; in cycle TP1_CYCLE the price goes through TP1 right after the drops
 are injected, so the TP1 fill and the stop's resize to the entry price happen while the sockets are
-being cut (a fill whose private frames are lost must come back through Nautilus's open-order check).
+being cut (a fill whose private frame is lost comes back through the execution client's REST fill
+check, auction_trader/adapters/bybit/execution.py).
 After the last drop: ticks flow, the feed freezes (the stale event), resumes, and the price goes
 through TP2. Afterwards: every socket reconnected once per drop (the stand-in's connection count),
 ticks were recorded after the last drop, no order reached the venue twice and exactly the four
@@ -148,8 +149,9 @@ def test_live_100_drops_of_each_socket_a_10006_burst_and_a_frozen_feed(tmp_path)
         pusher.stop()
         s.stop()
     drops = {k: stats["connects"][k] - before[k] for k in KINDS}
+    recovered = node.output.count("found on the venue, not received: booked")  # fills the execution client's REST check booked
     print(f"\ndrops {drops} in {drops_s:.1f} s from activation ({len(cycle_s)} cycles of {', '.join(f'{c:.1f}' for c in cycle_s)} s); "
-          f"{stale_before} stale events during the drops; test {time.monotonic() - t_start:.1f} s")  # fmt: skip
+          f"{stale_before} stale events during the drops; {recovered} fills recovered by REST; test {time.monotonic() - t_start:.1f} s")  # fmt: skip
     assert rc == 0, node.output[-3000:]
 
     # every drop was a closed connection and a reconnection, on every socket; one connection of each is left
