@@ -21,12 +21,12 @@ reset. The drops begin as soon as the node is warm and active: the cycles that f
 scripted entry run while the node waits for its minute, and no cycle is started that could overlap
 the entry and its 10006 retries.
 
-Measured (2 cores shared with other test runs, load average 6-8; ``pytest tests/test_live_drops.py
--m slow -s``), three runs: 102 drops of each socket every time (stand-in connections after the
-start: public 102, private 102, trade 102), each cycle's drops 6.0-6.7 s, 281-286 s from
-activation to the last reconnection, the test 299-306 s, pytest 303-314 s (5 min 3 s - 5 min
-14 s); no stale event during the drops. The third run (the first to count them) booked 1 fill by
-REST: the TP1 fill's private frame was lost to a drop.
+Measured (2 cores shared with other test runs, load average 4-8; ``pytest tests/test_live_drops.py
+-m slow -s``), four runs: 102 drops of each socket every time (stand-in connections after the
+start: public 102, private 102, trade 102), each cycle's drops 6.0-6.7 s, 280-286 s from
+activation to the last reconnection, the test 295-306 s, pytest 299-314 s (4 min 59 s - 5 min
+14 s); no stale event during the drops. Runs 3 and 4 (the ones that counted them) each booked 1
+fill by REST: the TP1 fill's private frame was lost to a drop.
 
 The trade: a scripted market entry whose first four order requests get 10006 (the execution client
 re-sends the same client order id after 0.5/1/2/4 s and gives up after a fifth 10006); stop, TP1 and
