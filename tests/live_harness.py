@@ -15,7 +15,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
+
+import pytest
 
 from auction_trader.config import AuctionConfig
 from auction_trader.data.synth import generate, write_synthetic
@@ -38,11 +41,30 @@ def endpoint_args(standin) -> list[str]:
     return ["--rest-url", standin.rest_url, "--public-ws-url", standin.public_ws_url, "--private-ws-url", standin.private_ws_url, "--trade-ws-url", standin.trade_ws_url]
 
 
-class NodeProcess:
-    """``run_live.py`` (or the scripted driver) as a child process, its output collected."""
+def set_args(settings: Iterable[str]) -> list[str]:
+    """``--set name=value`` for each of ``settings``."""
+    return [a for s in settings for a in ("--set", s)]
 
-    def __init__(self, args: list[str], env: dict | None = None, scripted: bool = False) -> None:
-        cmd = [sys.executable, "-m", "tests.live_driver", *args] if scripted else [sys.executable, "run_live.py", *args]
+
+@pytest.fixture
+def standin():
+    """The Bybit stand-in on a free port of 127.0.0.1, streaming its synthetic market (seed 7);
+    stopped afterwards. Import it into a test module to use it."""
+    standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
+    s = standin_mod.StandIn(seed=7, port=0).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+class NodeProcess:
+    """``run_live.py`` as a child process, its output collected; ``scripted``: through the scripted
+    driver (tests/live_driver.py); ``module``: through that test driver module instead."""
+
+    def __init__(self, args: list[str], env: dict | None = None, scripted: bool = False, module: str | None = None) -> None:
+        module = module or ("tests.live_driver" if scripted else None)
+        cmd = [sys.executable, "-m", module, *args] if module else [sys.executable, "run_live.py", *args]
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []

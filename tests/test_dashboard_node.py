@@ -24,7 +24,7 @@ from auction_trader.features import load_ticks
 from auction_trader.instrument import BTCUSDT
 from auction_trader.live.node import DashboardOptions, NodeHooks
 from auction_trader.live.sequencer import MINUTE_NS
-from tests.live_harness import NodeProcess, endpoint_args, preseed, rows
+from tests.live_harness import NodeProcess, endpoint_args, preseed, rows, set_args, standin  # noqa: F401 (fixture)
 from tests.test_dashboard_browser import PROFILE_DRAWN, ARTIFACTS, browser, console_errors, open_page, price_probe, wait  # noqa: F401 (fixture)
 
 standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
@@ -34,23 +34,13 @@ SETTINGS = ["warmup_minutes=30", "rolling_window_minutes=4", "spread_lookback_mi
 PROFILE = PROFILE_DRAWN
 
 
-@pytest.fixture
-def standin():
-    s = standin_mod.StandIn(seed=7, port=0).start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
 def test_paper_node_dashboard_draws_refuses_activation_and_pushes_a_live_minute(standin, browser, tmp_path):  # noqa: F811
     from selenium.webdriver.common.by import By  # noqa: PLC0415
 
     data = tmp_path / "live"
     preseed(data, 4)
     started_min_ms = time.time_ns() // MINUTE_NS * MINUTE_NS // 1_000_000  # this minute holds live ticks
-    sets = [a for s in SETTINGS for a in ("--set", s)]
-    node = NodeProcess(["--paper", "--data-dir", str(data), *endpoint_args(standin), *sets, "--dashboard", "--dashboard-port", "0"])
+    node = NodeProcess(["--paper", "--data-dir", str(data), *endpoint_args(standin), *set_args(SETTINGS), "--dashboard", "--dashboard-port", "0"])
     url = None
     try:
         m = node.wait_for(r"^dashboard: (http://127\.0\.0\.1:\d+/run/live)$", 30)

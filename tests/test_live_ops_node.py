@@ -10,21 +10,12 @@ import pytest
 
 from auction_trader.live.control import cli
 from auction_trader.live.store import LiveStore, StoreReader
-from tests.live_harness import NodeProcess, endpoint_args, preseed, rows
+from tests.live_harness import NodeProcess, endpoint_args, preseed, rows, set_args, standin  # noqa: F401 (fixture)
 
 standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
 
 SETTINGS = ["warmup_minutes=3", "rolling_window_minutes=4", "spread_lookback_minutes=4", "min_va_bins=1", "minute_grace_ms=2000"]
 REASON = "position mismatch: venue LONG 0.002, plan LONG 0.001"
-
-
-@pytest.fixture
-def standin():
-    s = standin_mod.StandIn(seed=7, port=0).start()
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def _checkpoint_node(data, timeout: float = 10.0) -> dict | None:
@@ -39,12 +30,12 @@ def _checkpoint_node(data, timeout: float = 10.0) -> dict | None:
     return state
 
 
-def test_halt_survives_restart_until_resolve_and_activation_survives_kill_9(standin, tmp_path, capsys):
+def test_halt_survives_restart_until_resolve_and_activation_survives_kill_9(standin, tmp_path, capsys):  # noqa: F811
     data = tmp_path / "live"
     preseed(data, 4)
     with LiveStore(data) as store:  # the last run halted on a mismatch while active
         store.write_checkpoint({"node": {"mode": "paper", "active": True, "halted": True, "halt_reason": REASON}})
-    args = ["--paper", "--data-dir", str(data), *endpoint_args(standin), *[a for s in SETTINGS for a in ("--set", s)]]
+    args = ["--paper", "--data-dir", str(data), *endpoint_args(standin), *set_args(SETTINGS)]
     d = ["--data-dir", str(data), "--timeout", "20"]
 
     node = NodeProcess(args)
@@ -83,23 +74,9 @@ def test_halt_survives_restart_until_resolve_and_activation_survives_kill_9(stan
     assert kinds == ["activation", "resolve", "activation", "activation", "resolve"]
 
 
-class OpsNode(NodeProcess):
+def ops_node(args: list[str], env: dict) -> NodeProcess:
     """run_live.py through tests/live_ops_driver.py (reconciliation every ``AUCTION_TEST_RECONCILE_S``)."""
-
-    def __init__(self, args: list[str], env: dict) -> None:
-        import os
-        import subprocess
-        import sys
-        import threading
-
-        from tests.live_harness import REPO
-
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.live_ops_driver", *args], cwd=REPO, env=full_env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+    return NodeProcess(args, env=env, module="tests.live_ops_driver")
 
 
 def _free_port() -> int:
@@ -124,14 +101,14 @@ def test_live_position_changed_behind_the_nodes_back_halts_once_and_stays_halted
     s = standin_mod.StandIn(seed=7, port=0).start()
     data = tmp_path / "live"
     args = ["--live", "--yes-i-mean-live", "--environment", "demo", "--data-dir", str(data), *endpoint_args(s),
-            *[a for x in SETTINGS for a in ("--set", x)]]
+            *set_args(SETTINGS)]
     # The webhook (a secret: its path is the token) points where nothing listens: alerts are retried.
     hook = f"http://127.0.0.1:{_free_port()}/hook/SENTINEL-hook-token-4d1c"
     env = {"BYBIT_API_KEY_DEMO": s.api_key, "BYBIT_API_SECRET_DEMO": s.api_secret, "AUCTION_TEST_RECONCILE_S": "1", "ALERT_WEBHOOK_URL": hook}
     d = ["--data-dir", str(data), "--timeout", "20"]
     node = restarted = None
     try:
-        node = OpsNode(args, env)
+        node = ops_node(args, env)
         assert node.wait_for(r"reconciliation at start: MATCH: venue matches the plan \(flat, 0 order\(s\)\)", 60), node.output[-3000:]
         s.set_position("0.002", "50000")  # a manual trade on the venue
         assert node.wait_for(r"control: mode live, observation, HALTED \(position mismatch: venue LONG 0\.002, plan flat\)", 30), node.output[-3000:]
@@ -144,7 +121,7 @@ def test_live_position_changed_behind_the_nodes_back_halts_once_and_stays_halted
         node.proc.kill()
         node.proc.wait(10)
 
-        restarted = OpsNode(args, env)
+        restarted = ops_node(args, env)
         assert restarted.wait_for(r"HALTED \(from the last run\): position mismatch: venue LONG 0\.002, plan flat", 60), restarted.output[-3000:]
         s.set_position("0")  # the operator closes the manual position, then resolves
         assert cli(["resolve", *d]) == 0
@@ -177,11 +154,11 @@ def test_live_manual_fill_halts_at_once(tmp_path):
     s = standin_mod.StandIn(seed=7, port=0).start()
     data = tmp_path / "live"
     args = ["--live", "--yes-i-mean-live", "--environment", "demo", "--data-dir", str(data), *endpoint_args(s),
-            *[a for x in SETTINGS for a in ("--set", x)]]
+            *set_args(SETTINGS)]
     env = {"BYBIT_API_KEY_DEMO": s.api_key, "BYBIT_API_SECRET_DEMO": s.api_secret, "AUCTION_TEST_RECONCILE_S": "600"}
     node = None
     try:
-        node = OpsNode(args, env)
+        node = ops_node(args, env)
         assert node.wait_for(r"reconciliation at start: MATCH", 60), node.output[-3000:]
         s.seed_order(side="Buy", orderType="Market", qty="0.001", orderLinkId="by-hand-1")
         assert node.wait_for(r"HALTED \(fill of an order the plan does not own: by-hand-1 \(manual trade\?\)\)", 30), node.output[-3000:]

@@ -29,9 +29,7 @@ from __future__ import annotations
 import asyncio
 
 from nautilus_trader.adapters.bybit.config import BybitExecClientConfig, _resolve_environment
-from nautilus_trader.adapters.bybit.constants import BYBIT_ALL_PRODUCTS
 from nautilus_trader.adapters.bybit.execution import BybitExecutionClient
-from nautilus_trader.adapters.bybit.factories import get_cached_bybit_http_client, get_cached_bybit_instrument_provider
 from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.execution.messages import ModifyOrder, SubmitOrder
 from nautilus_trader.model.enums import LiquiditySide
@@ -39,6 +37,7 @@ from nautilus_trader.model.identifiers import ClientOrderId, TradeId
 from nautilus_trader.model.objects import Money
 from nautilus_trader.live.factories import LiveExecClientFactory
 
+from auction_trader.adapters.bybit.factories import http_client_and_provider
 from auction_trader.adapters.bybit.rest import DEFAULT_REST, BybitRest
 
 
@@ -185,20 +184,7 @@ class AuctionBybitLiveExecClientFactory(LiveExecClientFactory):
 
     @staticmethod
     def create(loop, name, config: BybitExecClientConfig, msgbus, cache, clock):  # type: ignore[override]
-        product_types = config.product_types or BYBIT_ALL_PRODUCTS
-        client = get_cached_bybit_http_client(
-            environment=_resolve_environment(config.environment),
-            api_key=config.api_key,
-            api_secret=config.api_secret,
-            base_url=config.base_url_http,
-            timeout_secs=None,
-            max_retries=config.max_retries,
-            retry_delay_ms=config.retry_delay_initial_ms,
-            retry_delay_max_ms=config.retry_delay_max_ms,
-            recv_window_ms=config.recv_window_ms,
-            proxy_url=config.proxy_url,
-        )
-        provider = get_cached_bybit_instrument_provider(client=client, product_types=tuple(product_types), config=config.instrument_provider)
+        client, provider = http_client_and_provider(config)
         return AuctionBybitExecutionClient(
             loop=loop,
             client=client,
