@@ -111,6 +111,9 @@ class Lifecycle:
         # gate: active, not halted, warmed up), and where each positions row goes as it is made.
         self.may_enter: Callable[[], bool] = lambda: True
         self.on_position: Callable[[dict], None] = lambda row: None
+        # A minute's signals_1m record changed after its minute close (a flip's entry sized once
+        # the old position is flat, an entry rejected or given up): a live store writes it again.
+        self.on_record_amended: Callable[[dict], None] = lambda record: None
 
     # -- the minute close ------------------------------------------------------------------------
 
@@ -174,8 +177,12 @@ class Lifecycle:
         if size.steps < 1:
             why = "SIZE_" + size.reason.upper().replace(" ", "_")
             amend(record, EXIT if flip else HOLD, f"{record['reason_code']}:{why}", qty=0.0, margin=margin)
+            if flip:
+                self.on_record_amended(record)
             return False
         amend(record, qty=size.qty, margin=margin)
+        if flip:
+            self.on_record_amended(record)
         if size.leverage_capped:
             self.venue.alert(now_ns, "leverage cap hit", {"qty": size.qty, "leverage": size.leverage})
         t = Trade(c, signal_ts_min, size.steps, margin, sizing.risk_pct, record=record, flip=flip)
@@ -256,6 +263,7 @@ class Lifecycle:
             if t.opened_ns is None:
                 if t.record is not None:  # nothing was opened: the minute's record says so
                     amend(t.record, EXIT if t.flip else HOLD, f"{t.record['reason_code']}:ENTRY_GIVEN_UP", qty=0.0)
+                    self.on_record_amended(t.record)
                 self._forget(t)
             else:
                 self.sync_protection(t)
@@ -270,6 +278,7 @@ class Lifecycle:
         t.closing, t.exit_purpose = False, None
         if self.flip is not None and self.flip.old is t:
             amend(self.flip.record, HOLD, f"{self.flip.record['reason_code']}:EXIT_GIVEN_UP")
+            self.on_record_amended(self.flip.record)
             self.flip = None
         self.sync_protection(t)
 
@@ -327,6 +336,7 @@ class Lifecycle:
         if t is not None and t.entry_id is not None and cid == t.entry_id and t.opened_ns is None:
             if t.record is not None:  # nothing was opened: the minute's record says so
                 amend(t.record, EXIT if t.flip else HOLD, f"{t.record['reason_code']}:ENTRY_REJECTED", qty=0.0)
+                self.on_record_amended(t.record)
             self._forget(t)
 
     def on_accepted(self, cid: str) -> None:

@@ -56,6 +56,7 @@ from auction_trader.adapters.bybit.rest import DEFAULT_REST, BybitRest
 from auction_trader.backtest.funding import next_funding_after
 from auction_trader.config import AuctionConfig
 from auction_trader.instrument import BTCUSDT as SPEC
+from auction_trader.core.risk import DAY_MS
 from auction_trader.live.control import ControlState
 from auction_trader.live.reconcile import PlannedOrder
 from auction_trader.live.store import TERMINAL_ORDER_STATUSES
@@ -130,8 +131,8 @@ class NodeHooks:
             # Not closed (its end not behind the watermark): the strategy's on_stop closes the
             # unfinished minute, as a backtest does at the end of its data; a node does not store it.
             return
-        if table == "signals_1m":
-            self.last_signal = row
+        if table == "signals_1m" and (self.last_signal is None or row["ts_min"] > self.last_signal["ts_min"]):
+            self.last_signal = row  # (a record amended after its minute - a flip's entry - is stored again, not counted again)
             self.signals += 1
             self.recent[row["ts_min"]] = row
             if len(self.recent) > 16:
@@ -258,6 +259,7 @@ class LiveNode:
         self._funding_next: int | None = None
         self._funding_future = None
         self._funding_rate_bps: float | None = None
+        self._funding_recorded = 0  # paper funding ledger events already stored
         self._shadow_future = None
         self._shadow_last: str | None = None
         self._shadow_real = None
@@ -568,6 +570,7 @@ class LiveNode:
             for row in self.paper.feed(ticks):
                 self.fills += 1
                 self.record("fills", row)
+            self._record_paper_funding()
             return
         # live: the strategy's features, minutes closed at each boundary the ticks cross
         f = self.strategy.features
@@ -578,6 +581,17 @@ class LiveNode:
                 f.handle_trade_tick(t)
             else:
                 f.handle_quote_tick(t)
+
+    def _record_paper_funding(self) -> None:
+        """Settlements the paper venue booked (its funding ledger, at the fetched rate) as
+        ``funding`` rows, the backtest's columns; each also said on the progress output."""
+        ctx = self.paper.ctx
+        events = ctx.venue.ledger.events if ctx is not None else []
+        for e in events[self._funding_recorded :]:
+            row = e.as_row()
+            self.store.insert_funding([row])
+            self._say(f"funding: {_hm(row['ts'])} UTC {row['side']} {row['qty']:g} @ {row['mark_price']:.1f}, {row['rate_bps']:+.4f} bps: {'paid' if row['amount'] >= 0 else 'received'} {abs(row['amount']):.8f} USDT")
+        self._funding_recorded = len(events)
 
     def _close_live_through(self, ts: int) -> None:
         if self._live_minute is None:
@@ -658,6 +672,18 @@ class LiveNode:
                 out["unrealized"] = (mid - out["entry"]) * out["qty"] * sign
         return out
 
+    def _day_pnl(self, pos: dict) -> float | None:
+        """The UTC day's P&L: realised since the day began (the balance's change since the day's
+        first decision: trades, fees, funding - the kill switch's measure) plus the change of the
+        unrealised P&L since then, i.e. equity now less the day's starting equity. None before the
+        strategy has decided a minute of the current UTC day (just after midnight, or no account)."""
+        guard = getattr(self.strategy, "guard", None)
+        if guard is None or guard.day is None or pos["balance"] is None:
+            return None
+        if guard.day != time.time_ns() // 1_000_000 // DAY_MS:
+            return None
+        return pos["balance"] + pos["unrealized"] - guard.day_start_equity
+
     def _write_status(self) -> None:
         pos = self._position()
         self.store.record(
@@ -672,7 +698,7 @@ class LiveNode:
                 "warmup_needed": self.warmup_needed,
                 "position": pos,
                 "balance": pos["balance"],
-                "day_pnl": None,
+                "day_pnl": self._day_pnl(pos),
                 "kill_switch_limit": self.config.risk.max_daily_loss,
                 "pid": os.getpid(),
             },
@@ -979,8 +1005,9 @@ class LiveNode:
 
     def _describe(self) -> dict:
         pos = self._position()
+        day = self._day_pnl(pos)
         return {"position": "flat" if pos["side"] == "FLAT" else f"{pos['side']} {pos['qty']:g} @ {pos['entry']:.1f}, uPnL {pos['unrealized']:+.2f}",
-                "balance": pos["balance"], "ticks": self.ticks, "late ticks": self.sequencer.late, "fills": self.fills, "pid": os.getpid()}
+                "balance": pos["balance"], "day P&L": "-" if day is None else f"{day:+.2f}", "ticks": self.ticks, "late ticks": self.sequencer.late, "fills": self.fills, "pid": os.getpid()}
 
     # -- dashboard (run_live.py --dashboard) -------------------------------------------------------
 

@@ -131,6 +131,7 @@ class AuctionStrategy(Strategy):
         if self.hooks is not None:
             self.lifecycle.may_enter = self._may_enter
             self.lifecycle.on_position = lambda row: self._hook_record("positions", row)
+            self.lifecycle.on_record_amended = self._record_amended
         if getattr(self.hooks, "sequenced", False):
             return  # a live node's sequencer feeds self.features in exchange time and calls close_minute
         # Ticks go straight to the indicator: bound here, each tick skips a Python frame of ours.
@@ -265,6 +266,12 @@ class AuctionStrategy(Strategy):
         self._last_decided_min = record["ts_min"]
         self._hook_record("signals_1m", record)
         self._snapshot(now_ns, "PERIODIC", minute.ts_min)
+
+    def _record_amended(self, record: dict) -> None:
+        """A record changed after its minute was decided goes to the store again (only then: one
+        amended while its minute is being decided is stored by :meth:`_on_minute`)."""
+        if self._decided_for(record["ts_min"]):
+            self._hook_record("signals_1m", record)
 
     def _alert(self, ts_ns: int, kind: str, detail: dict) -> None:
         self._alerts.append({"ts_ms": int(ts_ns) // 1_000_000, "alert": kind, "detail": json.dumps(detail, sort_keys=True, default=str)})

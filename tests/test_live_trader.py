@@ -1,0 +1,323 @@
+"""The live node as a trader runs it: default sizing (2 % risk, 10x cap), flips both ways, market and
+limit entries with partial fills, the day's P&L in ``run_live.py status``.
+
+Two nodes run side by side in one test (the scenario is paced by minute closes, so running them one
+after the other would double the wall time), each against its own Bybit v5 stand-in without the
+synthetic feed: a pusher thread streams a book the test moves, so every fill is decided here.
+
+* ``--paper``, market entries (``use_limit_for_entry=false``).
+* ``--live`` in DEMO (orders over REST), limit entries at the passive side of the book, filled in
+  parts by the stand-in (``partial_fills``): each part is one quote update.
+
+Both at the config's sizing (``risk_pct`` 0.02, ``max_leverage`` 10) on a 10,000 USDT account. The
+scripted signal source (tests/live_script.py, ``steps``) decides: long at minute t1, a flip to short
+at t2, a flip back to long at t3; then the test moves the book through the last trade's stop. Every
+entry is checked against the sizing formula computed here by hand from the equity the account had
+when the entry was sized (DESIGN.md "Sizing and exits")::
+
+    qty = floor(min(equity x risk_pct / |entry - stop|, max_leverage x equity / entry) / 0.001) x 0.001
+
+with a 200-tick (20 USDT) stop near 50,000 the risk term is 10 BTC and the cap (~2 BTC) decides.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+
+from tests.live_harness import MINUTE_NS, REPO, NodeProcess, endpoint_args, minute_ms_after, preseed, rows
+from tests.live_script import SCRIPT_ENV
+
+standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
+
+BID = Decimal("50000.0")
+TICK = Decimal("0.1")
+STEP = Decimal("0.001")
+BALANCE = Decimal(10_000)
+RISK_PCT = Decimal("0.02")
+MAX_LEVERAGE = Decimal(10)
+STOP_TICKS = 200
+MIN_MS = 60_000
+
+COMMON = [
+    "warmup_minutes=2", "rolling_window_minutes=3", "spread_lookback_minutes=3", "min_va_bins=1",
+    "require_manual_activation=false", "cooldown_minutes=0", "limit_order_timeout_minutes=1",
+]  # fmt: skip
+
+
+def hand_qty(equity: Decimal, entry: Decimal, stop: Decimal) -> Decimal:
+    """The spec's sizing, by hand: risk over the stop distance, capped at max_leverage x equity."""
+    risk = equity * RISK_PCT / abs(entry - stop)
+    cap = MAX_LEVERAGE * equity / entry
+    return (min(risk, cap) / STEP).to_integral_value(rounding="ROUND_FLOOR") * STEP
+
+
+class Pusher:
+    """Quotes at (bid, bid + 1 tick) every 250 ms, 5 BTC a side, and a 0.001 print every second
+    (at the ask, or at the bid after a move down)."""
+
+    def __init__(self, standin) -> None:
+        self.s = standin
+        self.bid = BID
+        self.down = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _push(self) -> None:
+        with self._lock:
+            bid = self.bid
+            self.s.push_quote(str(bid), str(bid + TICK), "5.000", "5.000")
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.wait(0.25):
+            self._push()
+            n += 1
+            if n % 4 == 0:
+                with self._lock:
+                    self.s.push_trade(str(self.bid if self.down else self.bid + TICK), "0.001", "Sell" if self.down else "Buy")
+
+    def move(self, bid: Decimal) -> None:
+        """A new book and a print at its touch on the side it moved to (stops trigger on it)."""
+        with self._lock:
+            self.down = bid < self.bid
+            self.bid = bid
+            self.s.push_quote(str(bid), str(bid + TICK), "5.000", "5.000")
+            self.s.push_trade(str(bid if self.down else bid + TICK), "0.001", "Sell" if self.down else "Buy")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def _until(fn, timeout: float, what: str, node: NodeProcess, standin=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.2)
+    venue = f"\nvenue open orders: {standin.open_orders()}\nposition: {standin.position()}" if standin is not None else ""
+    raise AssertionError(f"timed out waiting for {what}{venue}\n{node.output[-4000:]}")
+
+
+def _d(x) -> Decimal:
+    return Decimal(repr(x)) if isinstance(x, float) else Decimal(str(x))
+
+
+def _signal(data, ts_min: int) -> dict | None:
+    found = [s for s in rows(data, "signals_1m") if s["ts_min"] == ts_min]
+    return found[0] if found else None
+
+
+class Run:
+    """One node and its stand-in, pusher and scripted minutes."""
+
+    def __init__(self, tmp_path, mode: str, limit_entry: bool) -> None:
+        self.mode, self.limit_entry = mode, limit_entry
+        self.data = tmp_path / mode
+        self.s = standin_mod.StandIn(seed=7, port=0, feed=False, balance=str(BALANCE)).start()
+        if limit_entry:
+            self.s.partial_fills("0.5")
+        self.pusher = Pusher(self.s)
+        self.node: NodeProcess | None = None
+        preseed(self.data, 3)
+        self.sets = [*COMMON, f"use_limit_for_entry={'true' if limit_entry else 'false'}", f"starting_balance={BALANCE}"]
+
+    def start(self, t1: int) -> None:
+        at = "passive" if self.limit_entry else "touch"
+        levels = {"stop_ticks": STOP_TICKS, "tp1_ticks": 3000, "tp2_ticks": 6000, "at": at}
+        self.t = [t1, t1 + MIN_MS, t1 + 2 * MIN_MS]
+        self.script = {"steps": [{"ts_min": self.t[0], "action": "long", **levels}, {"ts_min": self.t[1], "action": "short", **levels}, {"ts_min": self.t[2], "action": "long", **levels}]}
+        args = [f"--{self.mode}", "--data-dir", str(self.data), *endpoint_args(self.s), *[a for x in self.sets for a in ("--set", x)]]
+        env = {SCRIPT_ENV: json.dumps(self.script)}
+        if self.mode == "live":
+            args[1:1] = ["--yes-i-mean-live", "--environment", "demo"]
+            env.update(BYBIT_API_KEY_DEMO=self.s.api_key, BYBIT_API_SECRET_DEMO=self.s.api_secret)
+        self.node = NodeProcess(args, env=env, scripted=True)
+
+    def warm(self) -> None:
+        assert self.node.wait_for(r"warm-up complete", 60), self.node.output[-3000:]
+        if self.mode == "live":  # --live starts in observation whatever require_manual_activation says
+            activate = subprocess.run([sys.executable, "run_live.py", "activate", "--data-dir", str(self.data)], cwd=REPO, capture_output=True, text=True, timeout=30)
+            assert activate.returncode == 0, activate.stdout + activate.stderr
+
+    def stop(self) -> int | None:
+        try:
+            return self.node.stop() if self.node is not None else None
+        finally:
+            self.pusher.stop()
+            self.s.stop()
+
+
+def _entry_price(limit_entry: bool, direction: int) -> Decimal:
+    """The scripted candidate's entry: at every decision the book is (BID, BID + 1 tick); "touch"
+    takes the far side (a long at the ask), "passive" rests on the near side (a long at the bid)."""
+    bid, ask = BID, BID + TICK
+    if direction == 1:
+        return bid if limit_entry else ask
+    return ask if limit_entry else bid
+
+
+def _scenario(run: Run) -> dict:
+    """Drives one node through long -> short -> long and the stop; returns what it measured."""
+    node, s = run.node, run.s
+    live = run.mode == "live"
+    for i, (ts_min, direction) in enumerate(zip(run.t, (1, -1, 1), strict=True)):
+        sig = _until(lambda ts=ts_min: (r := _signal(run.data, ts)) and r["chosen_action"] != "HOLD" and r, (ts_min + MIN_MS) / 1000 - time.time() + 45, f"the decision of minute {i + 1}", node, s if live else None)
+        assert sig["chosen_action"] == ("ENTER_LONG" if direction == 1 else "ENTER_SHORT"), sig
+        if run.limit_entry:
+            # The limit rests at the passive side; a one-tick move of the book onto it lets the
+            # stand-in fill it in 0.5 BTC parts, one per quote update.
+            def limit_on_venue(d=direction):
+                return [o for o in s.open_orders() if o["orderType"] == "Limit" and not o.get("reduceOnly") and o["side"] == ("Buy" if d == 1 else "Sell")]
+
+            limit = _until(limit_on_venue, 40, f"limit entry {i + 1} on the venue", node, s)[0]
+            assert Decimal(limit["price"]) == _entry_price(True, direction), limit
+            run.pusher.move(BID - TICK if direction == 1 else BID + TICK)
+
+        def entry_done(k=i):
+            mine = [f for f in rows(run.data, "fills") if f["purpose"] == "entry" and f["signal_ts_min"] == run.t[k]]
+            sig = _signal(run.data, run.t[k])
+            qty = json.loads(sig["feature_snapshot"]).get("qty") if sig else None
+            return qty and sum(_d(f["qty"]) for f in mine) == Decimal(str(qty))
+
+        _until(entry_done, 40, f"entry {i + 1} filled to the quantity it was sized to", node, s if live else None)
+        if live:
+            want = Decimal(str(json.loads(_signal(run.data, ts_min)["feature_snapshot"])["qty"]))
+            _until(lambda w=want, d=direction: _d(s.position().get("size") or 0) == w and s.position().get("side") == ("Buy" if d == 1 else "Sell"), 30, f"the venue position of trade {i + 1}", node, s)
+            _until(lambda: len([o for o in s.open_orders() if o.get("reduceOnly")]) == 3, 30, f"stop, TP1 and TP2 of trade {i + 1}", node, s)
+        if run.limit_entry:
+            run.pusher.move(BID)
+    # The last trade (long) is stopped out: the book falls through its stop.
+    run.pusher.move(BID - (STOP_TICKS + 50) * TICK)
+    if live:
+        _until(lambda: _d(s.position().get("size") or 0) == 0, 30, "the stop to close the last trade", node, s)
+        _until(lambda: s.open_orders() == [], 40, "no open order left on the venue", node, s)
+    _until(lambda: len([p for p in rows(run.data, "positions") if p["status"] != "OPEN"]) >= 3, 40, "three closed positions in the store", node, s if live else None)
+    time.sleep(1)
+    # ``status`` is answered by the running node, which writes a fresh node_status row as it answers
+    status = subprocess.run([sys.executable, "run_live.py", "status", "--data-dir", str(run.data)], cwd=REPO, capture_output=True, text=True, timeout=30)
+    out = {"status": status.stdout + status.stderr, "node_status": rows(run.data, "node_status")[0]}
+    if live:
+        out.update(venue_orders=s.orders(), venue_fills=s.fills(), venue_position=s.position(), venue_open=s.open_orders())
+    return out
+
+
+def _check(run: Run, out: dict) -> None:
+    data = run.data
+    fills = rows(data, "fills")
+    positions = rows(data, "positions")
+    signals = {r["ts_min"]: r for r in rows(data, "signals_1m")}
+    # -- sizing, trade by trade: the spec's formula on the balance the account had when sized
+    for i, (ts_min, direction) in enumerate(zip(run.t, (1, -1, 1), strict=True)):
+        sig = signals[ts_min]
+        snap = json.loads(sig["feature_snapshot"])
+        assert sig["chosen_action"] == ("ENTER_LONG" if direction == 1 else "ENTER_SHORT") and "SIZE_" not in sig["reason_code"], sig
+        # The equity when the entry was sized: the starting balance less everything the fills before
+        # that entry realised (flat at that moment: a flip's entry waits for the close).
+        before = [f for f in fills if f["ts_event"] < min(g["ts_event"] for g in fills if g["purpose"] == "entry" and g["signal_ts_min"] == ts_min)]
+        balance = BALANCE + _cash(before)
+        entry = _entry_price(run.limit_entry, direction)
+        entry_fills = [f for f in fills if f["purpose"] == "entry" and f["signal_ts_min"] == ts_min]
+        stop = entry - direction * STOP_TICKS * TICK
+        want = hand_qty(balance, entry, stop)
+        assert Decimal(str(snap["qty"])) == want, (i, snap, balance, entry)
+        assert sum(_d(f["qty"]) for f in entry_fills) == want, (i, entry_fills)
+        assert want * entry > (MAX_LEVERAGE - Decimal("0.01")) * balance, "the leverage cap decides at a 20 USDT stop"
+        if run.limit_entry:
+            assert len(entry_fills) >= 2 and all(f["order_type"] == "LIMIT" for f in entry_fills), entry_fills
+        else:
+            assert all(f["order_type"] == "MARKET" for f in entry_fills), entry_fills
+    # -- positions: three trades, the first two closed by the flips, the last by its stop
+    assert [(p["side"], p["exit_reason"]) for p in positions] == [("LONG", "flip"), ("SHORT", "flip"), ("LONG", "stop")], positions
+    for p, ts_min in zip(positions, run.t, strict=True):
+        entry_qty = sum(_d(f["qty"]) for f in fills if f["purpose"] == "entry" and f["signal_ts_min"] == ts_min)
+        exit_qty = sum(_d(f["qty"]) for f in fills if f["purpose"] != "entry" and f["signal_ts_min"] == ts_min)
+        assert _d(p["qty_contracts"]) == entry_qty == exit_qty, (p, entry_qty, exit_qty)
+        assert p["signal_ts_min"] == ts_min
+    # -- the day's P&L: everything realised today (the node started flat with BALANCE), now flat
+    realised = _cash(fills)
+    st = out["node_status"]
+    assert st["day_pnl"] is not None, st
+    assert _d(st["day_pnl"]).quantize(Decimal("0.01")) == realised.quantize(Decimal("0.01")), (st, realised)
+    assert _d(st["balance"]).quantize(Decimal("0.01")) == (BALANCE + realised).quantize(Decimal("0.01")), (st, realised)
+    assert "day P&L" in out["status"] and f"{float(realised):+.2f}" in out["status"], out["status"]
+    if run.mode != "live":
+        return
+    # -- the venue: flat, nothing open, every venue fill stored, no order twice
+    assert out["venue_open"] == [] and _d(out["venue_position"].get("size") or 0) == 0
+    links = [o["orderLinkId"] for o in out["venue_orders"]]
+    assert len(links) == len(set(links))
+    rejected = [o for o in out["venue_orders"] if o["orderStatus"] == "Rejected"]
+    assert rejected == [], rejected
+    stored = sorted((f["client_order_id"], _d(f["price"]), _d(f["qty"])) for f in fills)
+    assert stored == sorted((f["order_link_id"], Decimal(f["price"]), Decimal(f["qty"])) for f in out["venue_fills"])
+    orders = rows(data, "orders")
+    for ts_min in run.t:
+        mine = [o for o in orders if str(o["trade_id"]) == str(ts_min)]
+        # protection placed once per trade (resized in place on partial fills, never re-placed)
+        for purpose in ("stop", "tp1", "tp2"):
+            assert len([o for o in mine if o["purpose"] == purpose]) == 1, (purpose, mine)
+    for ts_min in run.t[:2]:  # the flipped trades' siblings were cancelled
+        sib = [o for o in orders if str(o["trade_id"]) == str(ts_min) and o["purpose"] in ("stop", "tp1", "tp2")]
+        assert {o["status"] for o in sib} == {"CANCELED"}, sib
+    assert all(o["status"] in ("FILLED", "CANCELED") for o in orders), orders
+
+
+def _cash(fills: list[dict]) -> Decimal:
+    """Realised P&L net of fees of a sequence of fills (one-way position, average entry)."""
+    pos = Decimal(0)
+    avg = Decimal(0)
+    cash = Decimal(0)
+    for f in sorted(fills, key=lambda f: f["ts_event"]):
+        qty = _d(f["qty"]) * (1 if f["side"] == "BUY" else -1)
+        px = _d(f["price"])
+        cash -= _d(f["commission"])
+        if pos and (pos > 0) != (qty > 0):
+            closed = min(abs(qty), abs(pos))
+            cash += (px - avg) * closed * (1 if pos > 0 else -1)
+            pos += qty
+            if pos == 0:
+                avg = Decimal(0)
+            elif (pos > 0) == (qty > 0):
+                avg = px
+        else:
+            avg = (avg * abs(pos) + px * abs(qty)) / (abs(pos) + abs(qty))
+            pos += qty
+    return cash
+
+
+def test_default_sizing_flips_both_ways_paper_market_and_live_partial_limits(tmp_path):
+    runs = [Run(tmp_path, "paper", limit_entry=False), Run(tmp_path, "live", limit_entry=True)]
+    results: dict = {}
+    try:
+        t0 = time.time()
+        # t1: the first minute whose close leaves both nodes time to start and warm up
+        t1 = minute_ms_after(30)
+        for r in runs:
+            r.start(t1)
+        for r in runs:
+            r.warm()
+        assert time.time() * 1000 < t1 + MIN_MS - 3000, "the nodes warmed up too late for the scripted minute"
+        with ThreadPoolExecutor(2) as pool:
+            futures = {r.mode: pool.submit(_scenario, r) for r in runs}
+            for mode, fut in futures.items():
+                results[mode] = fut.result()
+        elapsed = time.time() - t0
+    finally:
+        codes = [r.stop() for r in runs]
+    assert codes == [0, 0], [r.node.output[-3000:] for r in runs]
+    for r in runs:
+        _check(r, results[r.mode])
+    assert elapsed < 300
