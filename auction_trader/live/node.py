@@ -106,6 +106,24 @@ def api_keys(environment: str, environ: dict | None = None) -> tuple[str, str] |
     return None
 
 
+def venue_leverage(max_leverage: float, taker_fee: float) -> int:
+    """The leverage the live node sets on Bybit for the symbol.
+
+    Sizing caps a position at ``max_leverage`` x equity (DESIGN.md "Sizing and exits"; the
+    backtest's order gate lets exactly that through). Bybit asks of a new order its initial margin
+    at the symbol's leverage *plus* the fees to open and to close it, so at a leverage of exactly
+    ``max_leverage`` an entry sized at the cap - the usual case at the defaults - is refused with
+    110007 "ab not enough for new order" (measured on the stand-in: 2.0 BTC at 50,000 on 10,000
+    USDT). The venue leverage is therefore the smallest whole number strictly above
+    ``max_leverage / (1 - 2 x max_leverage x taker_fee)`` (11 at the defaults), at most Bybit's
+    100. In cross margin (the node's mode) the leverage sets only the initial margin, not where
+    the account is liquidated, so the exposure stays the one sizing chose. Above ~90x the cap
+    cannot be reached on Bybit at all: such entries are refused by the venue, and say so."""
+    headroom = 1.0 - 2.0 * max_leverage * taker_fee
+    need = max_leverage / headroom if headroom > 0 else math.inf
+    return int(min(100, math.floor(need) + 1))
+
+
 #: May the strategy open a position now? Active, not halted, warmed up, a trading mode; persisted in
 #: the checkpoint (a halt survives restarts until ``resolve``). See :mod:`auction_trader.live.control`.
 Gate = ControlState
@@ -389,7 +407,7 @@ class LiveNode:
                 base_url_ws_private=ep.private_ws_url,
                 base_url_ws_trade=ep.trade_ws_url,
                 instrument_provider=provider,
-                futures_leverages={symbol: max(1, int(self.config.sizing.max_leverage))},
+                futures_leverages={symbol: venue_leverage(self.config.sizing.max_leverage, self.config.execution.taker_fee_bps / 10_000)},
                 position_mode={symbol: BybitPositionMode.MERGED_SINGLE},
                 margin_mode=BybitMarginMode.REGULAR_MARGIN,
             )
