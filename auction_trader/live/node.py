@@ -278,6 +278,7 @@ class LiveNode:
         self._funding_future = None
         self._funding_rate_bps: float | None = None
         self._funding_recorded = 0  # paper funding ledger events already stored
+        self._paper_watched = None  # the paper engine whose order events are stored
         self._shadow_future = None
         self._shadow_last: str | None = None
         self._shadow_real = None
@@ -589,6 +590,7 @@ class LiveNode:
                 self.fills += 1
                 self.record("fills", row)
             self._record_paper_funding()
+            self._watch_paper_orders()
             return
         # live: the strategy's features, minutes closed at each boundary the ticks cross
         f = self.strategy.features
@@ -599,6 +601,22 @@ class LiveNode:
                 f.handle_trade_tick(t)
             else:
                 f.handle_quote_tick(t)
+
+    def _watch_paper_orders(self) -> None:
+        """Paper: the paper venue's order events go to the ``orders`` table as live orders do
+        (subscribed once its engine exists - built at the first batch, which is the warm-up's or
+        comes before warm-up completes, so no order is missed)."""
+        engine = self.paper.engine
+        if engine is not None and self._paper_watched is not engine:
+            self._paper_watched = engine
+            engine.kernel.msgbus.subscribe(topic="events.order.*", handler=self._on_paper_order_event)
+
+    def _on_paper_order_event(self, event) -> None:
+        order = self.paper.engine.cache.order(event.client_order_id) if self.paper.engine is not None else None
+        if order is None:
+            return
+        tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
+        self.store.record("orders", _order_row(order, event, tags))
 
     def _record_paper_funding(self) -> None:
         """Settlements the paper venue booked (its funding ledger, at the fetched rate) as
@@ -859,20 +877,7 @@ class LiveNode:
             known = claimed
             purpose = tags.get("purpose") or (known.purpose if known else "")
             self._claimed[cid] = PlannedOrder(cid, purpose, order.side.name, order.order_type.name, float(order.leaves_qty), price, trigger)
-        row = {
-            "client_order_id": cid,
-            "side": order.side.name,
-            "order_type": order.order_type.name,
-            "qty": float(order.quantity),
-            "price": price,
-            "trigger_price": trigger,
-            "status": order.status.name,
-            "venue_order_id": order.venue_order_id.value if order.venue_order_id is not None else None,
-            "ts_ms_updated": event.ts_event // 1_000_000,
-        }
-        if tags:  # Bybit drops tags: an order of ours adopted after a restart keeps its stored trade and purpose
-            row.update(trade_id=tags.get("signal_ts_min"), purpose=tags.get("purpose"))
-        self.store.record("orders", row)
+        self.store.record("orders", _order_row(order, event, tags))
         if type(event).__name__ == "OrderFilled":
             self._record_live_fill(event, order, tags or ({"purpose": claimed.purpose} if claimed is not None else {}))
 
@@ -1083,6 +1088,24 @@ class LiveNode:
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
+
+
+def _order_row(order, event, tags: dict) -> dict:
+    """An ``orders`` row for the order as ``event`` left it."""
+    row = {
+        "client_order_id": order.client_order_id.value,
+        "side": order.side.name,
+        "order_type": order.order_type.name,
+        "qty": float(order.quantity),
+        "price": float(order.price) if order.has_price else None,
+        "trigger_price": float(order.trigger_price) if order.has_trigger_price else None,
+        "status": order.status.name,
+        "venue_order_id": order.venue_order_id.value if order.venue_order_id is not None else None,
+        "ts_ms_updated": event.ts_event // 1_000_000,
+    }
+    if tags:  # Bybit drops tags: an order of ours adopted after a restart keeps its stored trade and purpose
+        row.update(trade_id=tags.get("signal_ts_min"), purpose=tags.get("purpose"))
+    return row
 
 
 def _auction_strategy(config: AuctionConfig, hooks: NodeHooks):
