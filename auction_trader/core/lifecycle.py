@@ -81,6 +81,11 @@ class Venue(Protocol):
 
     def balance(self) -> float: ...
 
+    def account_current(self) -> bool:
+        """Does the account (free margin, balance) show every fill so far? A simulated venue's is
+        updated with each fill; a live venue reports the account after the fill (Bybit: the wallet
+        frame follows the execution frame)."""
+
     def quote(self) -> tuple[float, float] | None:
         """The latest (bid, ask)."""
 
@@ -211,6 +216,26 @@ class Lifecycle:
         """The old position of a flip is flat: open the new one on the margin now available."""
         f, self.flip = self.flip, None
         self.enter(f.candidate, f.signal_ts_min, ts_ns, f.record, flip=True)
+
+    def _open_flip(self) -> None:
+        """The old position of a flip is gone: the new entry is sized on the margin the close
+        freed - once the account shows it. Until a live venue's account update after the closing
+        fill arrives, the closed position's margin still counts as used (a flip sized then got
+        0.177 BTC instead of 1.984 on the stand-in), so the entry waits for :meth:`on_account`
+        (or, at the latest, the next minute close: :meth:`settle_flip`)."""
+        if self.venue.account_current():
+            self._flip_entry(self.venue.now_ns())
+
+    def on_account(self) -> None:
+        """The account was updated: a flip waiting for it opens now."""
+        if self.flip is not None and self.trade is None:
+            self._open_flip()
+
+    def settle_flip(self, now_ns: int) -> None:
+        """At a minute close: a flip still waiting for the account opens on what the account says."""
+        if self.flip is not None and self.trade is None:
+            self.venue.alert(now_ns, "flip entry sized before the account showed the close", {"signal_ts_min": self.flip.signal_ts_min})
+            self._flip_entry(now_ns)
 
     # -- no order left hanging -------------------------------------------------------------------
 
@@ -347,7 +372,7 @@ class Lifecycle:
         if self.trade is t:
             self.trade = None
         if self.flip is not None and self.flip.old is t:
-            self._flip_entry(self.venue.now_ns())
+            self._open_flip()
 
     def purpose_of(self, cid: str) -> str | None:
         """What an order of the plan is for, from the plan itself: orders a restarted node finds at
