@@ -289,6 +289,8 @@ def _check(run: Run, out: dict) -> None:
         sib = [o for o in orders if str(o["trade_id"]) == str(ts_min) and o["purpose"] in ("stop", "tp1", "tp2")]
         assert {o["status"] for o in sib} == {"CANCELED"}, sib
     assert all(o["status"] in ("FILLED", "CANCELED") for o in orders), orders
+    alerts = [a["type"] for a in rows(data, "alerts")]
+    assert not {"order_rejected", "order_stuck", "order_unanswered", "flip_account_late"} & set(alerts), alerts
     if run.mode != "live":
         return
     # -- the venue: flat, nothing open, every venue fill stored, no order twice
