@@ -1,15 +1,17 @@
 """The live node as a trader runs it: default sizing (2 % risk, 10x cap), flips both ways, market and
 limit entries with partial fills, the day's P&L in ``run_live.py status``.
 
-Two nodes run side by side in one test (the scenario is paced by minute closes, so running them one
-after the other would double the wall time), each against its own Bybit v5 stand-in without the
+Three nodes run side by side in one test (the scenario is paced by minute closes, so running them
+one after the other would triple the wall time), each against its own Bybit v5 stand-in without the
 synthetic feed: a pusher thread streams a book the test moves, so every fill is decided here.
 
 * ``--paper``, market entries (``use_limit_for_entry=false``).
 * ``--live`` in DEMO (orders over REST), limit entries at the passive side of the book, filled in
   parts by the stand-in (``partial_fills``): each part is one quote update.
+* ``--live`` in MAINNET (orders over the trade socket), market entries: a flip's close and new
+  entry follow each other within milliseconds.
 
-Both at the config's sizing (``risk_pct`` 0.02, ``max_leverage`` 10) on a 10,000 USDT account. The
+All at the config's sizing (``risk_pct`` 0.02, ``max_leverage`` 10) on a 10,000 USDT account. The
 scripted signal source (tests/live_script.py, ``steps``) decides: long at minute t1, a flip to short
 at t2, a flip back to long at t3; then the test moves the book through the last trade's stop. Every
 entry is checked against the sizing formula computed here by hand from the equity the account had
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -136,9 +139,10 @@ def _signal(data, ts_min: int) -> dict | None:
 class Run:
     """One node and its stand-in, pusher and scripted minutes."""
 
-    def __init__(self, tmp_path, mode: str, limit_entry: bool) -> None:
-        self.mode, self.limit_entry = mode, limit_entry
-        self.data = tmp_path / mode
+    def __init__(self, tmp_path, mode: str, limit_entry: bool, environment: str = "demo") -> None:
+        self.mode, self.limit_entry, self.environment = mode, limit_entry, environment
+        self.name = mode if mode == "paper" else f"live-{environment}"
+        self.data = tmp_path / self.name
         self.s = standin_mod.StandIn(seed=7, port=0, feed=False, balance=str(BALANCE)).start()
         if limit_entry:
             self.s.partial_fills("0.5")
@@ -149,12 +153,13 @@ class Run:
 
     def start(self) -> None:
         """The node, its scripted steps in a file written once it is warm (:meth:`schedule`)."""
-        self.steps_file = self.data.parent / f"{self.mode}-steps.json"
+        self.steps_file = self.data.parent / f"{self.name}-steps.json"
         args = [f"--{self.mode}", "--data-dir", str(self.data), *endpoint_args(self.s), *[a for x in self.sets for a in ("--set", x)]]
         env = {SCRIPT_ENV: json.dumps({"steps": str(self.steps_file)})}
         if self.mode == "live":
-            args[1:1] = ["--yes-i-mean-live", "--environment", "demo"]
-            env.update(BYBIT_API_KEY_DEMO=self.s.api_key, BYBIT_API_SECRET_DEMO=self.s.api_secret)
+            args[1:1] = ["--yes-i-mean-live", "--environment", self.environment]
+            suffix = "_DEMO" if self.environment == "demo" else ""
+            env.update({f"BYBIT_API_KEY{suffix}": self.s.api_key, f"BYBIT_API_SECRET{suffix}": self.s.api_secret})
         self.node = NodeProcess(args, env=env, scripted=True)
 
     def schedule(self, t1: int) -> None:
@@ -174,8 +179,16 @@ class Run:
             assert activate.returncode == 0, activate.stdout + activate.stderr
 
     def stop(self) -> int | None:
+        """Waits for the node (SIGINT already sent, or sent here), then stops the stand-in."""
         try:
-            return self.node.stop() if self.node is not None else None
+            if self.node is None:
+                return None
+            try:
+                rc = self.node.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                return self.node.stop()  # SIGINT again, then kill; fails loudly
+            self.node._reader.join(5)
+            return rc
         finally:
             self.pusher.stop()
             self.s.stop()
@@ -254,7 +267,7 @@ def _check(run: Run, out: dict) -> None:
         stop = entry - direction * STOP_TICKS * TICK
         want = hand_qty(balance, entry, stop)
         assert Decimal(str(snap["qty"])) == want, (i, snap, balance, entry)
-        print(f"{run.mode} trade {i + 1}: equity {balance:.4f}, entry {entry}, hand qty {want}, margin the node sized on {snap['margin']}")
+        print(f"{run.name} trade {i + 1}: equity {balance:.4f}, entry {entry}, hand qty {want}, margin the node sized on {snap['margin']}")
         assert sum(_d(f["qty"]) for f in entry_fills) == want, (i, entry_fills)
         assert want * entry > (MAX_LEVERAGE - Decimal("0.01")) * balance, "the leverage cap decides at a 20 USDT stop"
         if run.limit_entry:
@@ -327,7 +340,7 @@ def _cash(fills: list[dict]) -> Decimal:
 
 
 def test_default_sizing_flips_both_ways_paper_market_and_live_partial_limits(tmp_path):
-    runs = [Run(tmp_path, "paper", limit_entry=False), Run(tmp_path, "live", limit_entry=True)]
+    runs = [Run(tmp_path, "paper", limit_entry=False), Run(tmp_path, "live", limit_entry=True), Run(tmp_path, "live", limit_entry=False, environment="mainnet")]
     results: dict = {}
     try:
         t0 = time.time()
@@ -339,16 +352,19 @@ def test_default_sizing_flips_both_ways_paper_market_and_live_partial_limits(tmp
         t1 = minute_ms_after(5)
         for r in runs:
             r.schedule(t1)
-        with ThreadPoolExecutor(2) as pool:
-            futures = {r.mode: pool.submit(_scenario, r) for r in runs}
+        with ThreadPoolExecutor(len(runs)) as pool:
+            futures = {r.name: pool.submit(_scenario, r) for r in runs}
             for mode, fut in futures.items():
                 results[mode] = fut.result()
         elapsed = time.time() - t0
     finally:
+        for r in runs:  # both stop at once (each takes a few seconds)
+            if r.node is not None and r.node.proc.poll() is None:
+                r.node.proc.send_signal(signal.SIGINT)
         codes = [r.stop() for r in runs]
-    assert codes == [0, 0], [r.node.output[-3000:] for r in runs]
+    assert codes == [0] * len(runs), [r.node.output[-3000:] for r in runs]
     for r in runs:
-        _check(r, results[r.mode])
+        _check(r, results[r.name])
     print(f"scenario time {elapsed:.0f} s")
 
 
