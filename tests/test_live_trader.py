@@ -172,11 +172,13 @@ class Run:
         tmp.write_text(json.dumps(steps))
         tmp.rename(self.steps_file)
 
-    def warm(self) -> None:
+    def warm(self) -> subprocess.Popen | None:
+        """Waits for the warm-up; a live node (which starts in observation whatever
+        require_manual_activation says) is sent ``activate`` - the running command is returned."""
         assert self.node.wait_for(r"warm-up complete", 60), self.node.output[-3000:]
-        if self.mode == "live":  # --live starts in observation whatever require_manual_activation says
-            activate = subprocess.run([sys.executable, "run_live.py", "activate", "--data-dir", str(self.data)], cwd=REPO, capture_output=True, text=True, timeout=30)
-            assert activate.returncode == 0, activate.stdout + activate.stderr
+        if self.mode == "live":
+            return subprocess.Popen([sys.executable, "run_live.py", "activate", "--data-dir", str(self.data)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return None
 
     def stop(self) -> int | None:
         """Waits for the node (SIGINT already sent, or sent here), then stops the stand-in."""
@@ -239,7 +241,7 @@ def _scenario(run: Run) -> dict:
         _until(lambda: _d(s.position().get("size") or 0) == 0, 30, "the stop to close the last trade", node, s)
         _until(lambda: s.open_orders() == [], 40, "no open order left on the venue", node, s)
     _until(lambda: len([p for p in rows(run.data, "positions") if p["status"] != "OPEN"]) >= 3, 40, "three closed positions in the store", node, s if live else None)
-    time.sleep(1)
+    time.sleep(0.5)
     # ``status`` is answered by the running node, which writes a fresh node_status row as it answers
     status = subprocess.run([sys.executable, "run_live.py", "status", "--data-dir", str(run.data)], cwd=REPO, capture_output=True, text=True, timeout=30)
     out = {"status": status.stdout + status.stderr, "node_status": rows(run.data, "node_status")[0]}
@@ -346,8 +348,10 @@ def test_default_sizing_flips_both_ways_paper_market_and_live_partial_limits(tmp
         t0 = time.time()
         for r in runs:
             r.start()
-        for r in runs:
-            r.warm()
+        activations = [a for a in (r.warm() for r in runs) if a is not None]
+        for a in activations:
+            text, _ = a.communicate(timeout=30)
+            assert a.returncode == 0, text
         # t1: the first minute whose close is at least 5 s away (its decision reads the steps file)
         t1 = minute_ms_after(5)
         for r in runs:
