@@ -466,3 +466,65 @@ def _latest_published(s) -> tuple[int, float]:
     from auction_trader.adapters.bybit.rest import BybitRest  # noqa: PLC0415
 
     return BybitRest(s.rest_url, None, None, "BTCUSDT").last_funding()
+
+
+# -- a live flip's entry waits for the account (the race behind the flip sizing) ---------------------
+
+
+def test_flip_entry_waits_for_the_account_to_show_the_close():
+    """On a live venue the account update follows the closing fill: sized at the fill, a flip got
+    the free margin of an account still holding the old position's margin (0.177 BTC instead of
+    1.984 on the stand-in, once in three runs). The core's lifecycle, on a venue of dicts whose
+    account lags: the new entry goes out only when the account shows the close (``on_account``),
+    sized on that margin; an account that never reports is settled at the next minute close."""
+    from auction_trader.core.initiative import LONG, SHORT
+    from auction_trader.core.lifecycle import Lifecycle
+    from auction_trader.core.setups import Candidate
+    from auction_trader.core.signals import ENTER_LONG, ENTER_SHORT, Decision, SignalEngine
+    from tests.test_checkpoint import T0, DictVenue
+
+    class LaggingVenue(DictVenue):
+        margin, current = 10_000.0, True
+
+        def free_margin(self):
+            return self.margin
+
+        def account_current(self):
+            return self.current
+
+    config = AuctionConfig().with_overrides(["use_limit_for_entry=false"])
+    for late_forever in (False, True):
+        venue = LaggingVenue()
+        life = Lifecycle(config, SignalEngine(config, 0.1), venue, 0.001, 0.1, 0.00055)
+        long_ = Candidate("breakin", LONG, 42_000.0, 41_900.0, 44_000.0, 46_000.0)
+        rec1 = {"ts_min": T0 // 1_000_000, "reason_code": "SCRIPTED", "chosen_action": ENTER_LONG, "feature_snapshot": "{}"}
+        life.act(Decision(ENTER_LONG, "SCRIPTED", long_), rec1, T0)
+        # 10,000 x 2 % / 100 = 2 BTC (the cap, 10 x 10,000 / 42,000 = 2.38 BTC, does not bind)
+        assert venue.log == [("submit", "O-1", "MARKET", 2000, None)]
+        venue.orders["O-1"]["status"] = "closed"
+        life.on_fill("O-1", "entry", False, 42_000.0, 2.0, 42.0, T0 + 1)
+        for cid in ("O-2", "O-3", "O-4"):
+            venue.accept(cid)
+        short = Candidate("breakin", SHORT, 42_000.0, 42_100.0, 40_000.0, 38_000.0)
+        rec2 = {"ts_min": T0 // 1_000_000 + 60_000, "reason_code": "SCRIPTED", "chosen_action": ENTER_SHORT, "feature_snapshot": "{}"}
+        life.act(Decision(ENTER_SHORT, "SCRIPTED", short, close_first=True, exit_reason="flip"), rec2, T0 + MINUTE_NS)
+        assert venue.log[-1] == ("submit", "O-5", "MARKET", 2000, None)  # the close
+        # The close fills; the account still shows the old position's margin.
+        venue.current, venue.margin = False, 885.0
+        venue.orders["O-5"]["status"] = "closed"
+        n = len(venue.log)
+        life.on_fill("O-5", "flip", True, 42_000.0, 2.0, 46.2, T0 + MINUTE_NS + 1)
+        assert [e for e in venue.log[n:] if e[0] == "submit"] == [], "no entry sized on a stale account"
+        assert life.trade is None and life.flip is not None and "qty" not in rec2["feature_snapshot"]
+        if not late_forever:
+            venue.current, venue.margin = True, 9_911.8
+            life.on_account()
+            # 9,911.8 x 2 % / 100 = 1.982 BTC
+            assert venue.log[-1] == ("submit", "O-6", "MARKET", 1982, None) and json.loads(rec2["feature_snapshot"])["qty"] == 1.982
+            assert not [a for a in venue.alerts if a[1] == "flip entry sized before the account showed the close"]
+        else:
+            life.settle_flip(T0 + 2 * MINUTE_NS)
+            # 885 x 2 % / 100 = 0.177 BTC: what the account says, with an alert
+            assert venue.log[-1] == ("submit", "O-6", "MARKET", 177, None)
+            assert (T0 + 2 * MINUTE_NS, "flip entry sized before the account showed the close") in venue.alerts
+        assert life.flip is None and life.trade is not None and life.trade.direction == SHORT
