@@ -411,6 +411,8 @@ def test_paper_node_books_funding_at_the_fetched_rate_across_a_settlement(tmp_pa
     try:
         published_ms, _ = _latest_published(s)
         instant = next_funding_after(time.time_ns()) - 3 * FUNDING_INTERVAL_NS  # a settlement a day ago
+        if instant % (24 * 60 * MINUTE_NS) == 0:
+            instant -= FUNDING_INTERVAL_NS  # not 00:00 UTC: the day's P&L below starts flat, in the same UTC day
         assert instant <= published_ms * 1_000_000, "the stand-in's history has a settlement at or after it"
         start = instant - 6 * MINUTE_NS
         enter_ts_min = (instant - 3 * MINUTE_NS) // 1_000_000  # the long is decided at this minute's close
@@ -460,6 +462,10 @@ def test_paper_node_books_funding_at_the_fetched_rate_across_a_settlement(tmp_pa
     status = rows(tmp_path / "paper", "node_status")[0]
     assert Decimal(repr(status["balance"])).quantize(Decimal("0.00000001")) == (Decimal(10_000) - fee - amount), status
     assert json.loads(status["position"])["side"] == "LONG"
+    # The day's P&L (the day began with the warm-up's first decision, flat at 10,000): the fee, the
+    # funding and the open position's unrealised P&L at the last mid.
+    unrealised = (mark - Decimal(repr(fills[0]["price"]))) * qty
+    assert Decimal(repr(status["day_pnl"])).quantize(Decimal("0.000001")) == (-fee - amount + unrealised).quantize(Decimal("0.000001")), (status, fee, amount, unrealised)
 
 
 def _latest_published(s) -> tuple[int, float]:

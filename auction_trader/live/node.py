@@ -716,7 +716,7 @@ class LiveNode:
         guard = getattr(self.strategy, "guard", None)
         if guard is None or guard.day is None or pos["balance"] is None:
             return None
-        if guard.day != time.time_ns() // 1_000_000 // DAY_MS:
+        if guard.day != self.sequencer.watermark // 1_000_000 // DAY_MS:  # the node's clock: exchange time fed
             return None
         return pos["balance"] + pos["unrealized"] - guard.day_start_equity
 
