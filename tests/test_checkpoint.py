@@ -301,6 +301,9 @@ class DictVenue:
     def free_margin(self):
         return 10_000.0
 
+    def account_current(self):
+        return True
+
     def balance(self):
         return 10_000.0
 

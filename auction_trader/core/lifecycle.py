@@ -81,6 +81,11 @@ class Venue(Protocol):
 
     def balance(self) -> float: ...
 
+    def account_current(self) -> bool:
+        """Does the account (free margin, balance) show every fill so far? A simulated venue's is
+        updated with each fill; a live venue reports the account after the fill (Bybit: the wallet
+        frame follows the execution frame)."""
+
     def quote(self) -> tuple[float, float] | None:
         """The latest (bid, ask)."""
 
@@ -111,6 +116,9 @@ class Lifecycle:
         # gate: active, not halted, warmed up), and where each positions row goes as it is made.
         self.may_enter: Callable[[], bool] = lambda: True
         self.on_position: Callable[[dict], None] = lambda row: None
+        # A minute's signals_1m record changed after its minute close (a flip's entry sized once
+        # the old position is flat, an entry rejected or given up): a live store writes it again.
+        self.on_record_amended: Callable[[dict], None] = lambda record: None
 
     # -- the minute close ------------------------------------------------------------------------
 
@@ -174,8 +182,12 @@ class Lifecycle:
         if size.steps < 1:
             why = "SIZE_" + size.reason.upper().replace(" ", "_")
             amend(record, EXIT if flip else HOLD, f"{record['reason_code']}:{why}", qty=0.0, margin=margin)
+            if flip:
+                self.on_record_amended(record)
             return False
         amend(record, qty=size.qty, margin=margin)
+        if flip:
+            self.on_record_amended(record)
         if size.leverage_capped:
             self.venue.alert(now_ns, "leverage cap hit", {"qty": size.qty, "leverage": size.leverage})
         t = Trade(c, signal_ts_min, size.steps, margin, sizing.risk_pct, record=record, flip=flip)
@@ -204,6 +216,26 @@ class Lifecycle:
         """The old position of a flip is flat: open the new one on the margin now available."""
         f, self.flip = self.flip, None
         self.enter(f.candidate, f.signal_ts_min, ts_ns, f.record, flip=True)
+
+    def _open_flip(self) -> None:
+        """The old position of a flip is gone: the new entry is sized on the margin the close
+        freed - once the account shows it. Until a live venue's account update after the closing
+        fill arrives, the closed position's margin still counts as used (a flip sized then got
+        0.177 BTC instead of 1.984 on the stand-in), so the entry waits for :meth:`on_account`
+        (or, at the latest, the next minute close: :meth:`settle_flip`)."""
+        if self.venue.account_current():
+            self._flip_entry(self.venue.now_ns())
+
+    def on_account(self) -> None:
+        """The account was updated: a flip waiting for it opens now."""
+        if self.flip is not None and self.trade is None:
+            self._open_flip()
+
+    def settle_flip(self, now_ns: int) -> None:
+        """At a minute close: a flip still waiting for the account opens on what the account says."""
+        if self.flip is not None and self.trade is None:
+            self.venue.alert(now_ns, "flip entry sized before the account showed the close", {"signal_ts_min": self.flip.signal_ts_min})
+            self._flip_entry(now_ns)
 
     # -- no order left hanging -------------------------------------------------------------------
 
@@ -256,6 +288,7 @@ class Lifecycle:
             if t.opened_ns is None:
                 if t.record is not None:  # nothing was opened: the minute's record says so
                     amend(t.record, EXIT if t.flip else HOLD, f"{t.record['reason_code']}:ENTRY_GIVEN_UP", qty=0.0)
+                    self.on_record_amended(t.record)
                 self._forget(t)
             else:
                 self.sync_protection(t)
@@ -270,6 +303,7 @@ class Lifecycle:
         t.closing, t.exit_purpose = False, None
         if self.flip is not None and self.flip.old is t:
             amend(self.flip.record, HOLD, f"{self.flip.record['reason_code']}:EXIT_GIVEN_UP")
+            self.on_record_amended(self.flip.record)
             self.flip = None
         self.sync_protection(t)
 
@@ -327,6 +361,7 @@ class Lifecycle:
         if t is not None and t.entry_id is not None and cid == t.entry_id and t.opened_ns is None:
             if t.record is not None:  # nothing was opened: the minute's record says so
                 amend(t.record, EXIT if t.flip else HOLD, f"{t.record['reason_code']}:ENTRY_REJECTED", qty=0.0)
+                self.on_record_amended(t.record)
             self._forget(t)
 
     def on_accepted(self, cid: str) -> None:
@@ -337,7 +372,7 @@ class Lifecycle:
         if self.trade is t:
             self.trade = None
         if self.flip is not None and self.flip.old is t:
-            self._flip_entry(self.venue.now_ns())
+            self._open_flip()
 
     def purpose_of(self, cid: str) -> str | None:
         """What an order of the plan is for, from the plan itself: orders a restarted node finds at

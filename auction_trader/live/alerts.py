@@ -52,6 +52,7 @@ ALERT_TYPES: dict[str, str] = {
     "order_stuck": "An order did not fill or cancel in time",
     "order_rejected": "The venue rejected an order",
     "abandoned_fill": "A fill arrived for an order the strategy had abandoned",
+    "flip_account_late": "A flip's new entry was sized before the venue's account showed the close",
 }
 
 #: The names the strategy and specv2 §15.2 use -> alert type.
@@ -68,6 +69,7 @@ ALERT_NAMES: dict[str, str] = {
     "order stuck": "order_stuck",
     "order rejected": "order_rejected",
     "fill of an abandoned order": "abandoned_fill",
+    "flip entry sized before the account showed the close": "flip_account_late",
 }
 
 

@@ -56,6 +56,7 @@ from auction_trader.adapters.bybit.rest import DEFAULT_REST, BybitRest
 from auction_trader.backtest.funding import next_funding_after
 from auction_trader.config import AuctionConfig
 from auction_trader.instrument import BTCUSDT as SPEC
+from auction_trader.core.risk import DAY_MS
 from auction_trader.live.control import ControlState
 from auction_trader.live.reconcile import PlannedOrder
 from auction_trader.live.store import TERMINAL_ORDER_STATUSES
@@ -105,6 +106,24 @@ def api_keys(environment: str, environ: dict | None = None) -> tuple[str, str] |
     return None
 
 
+def venue_leverage(max_leverage: float, taker_fee: float) -> int:
+    """The leverage the live node sets on Bybit for the symbol.
+
+    Sizing caps a position at ``max_leverage`` x equity (DESIGN.md "Sizing and exits"; the
+    backtest's order gate lets exactly that through). Bybit asks of a new order its initial margin
+    at the symbol's leverage *plus* the fees to open and to close it, so at a leverage of exactly
+    ``max_leverage`` an entry sized at the cap - the usual case at the defaults - is refused with
+    110007 "ab not enough for new order" (measured on the stand-in: 2.0 BTC at 50,000 on 10,000
+    USDT). The venue leverage is therefore the smallest whole number strictly above
+    ``max_leverage / (1 - 2 x max_leverage x taker_fee)`` (11 at the defaults), at most Bybit's
+    100. In cross margin (the node's mode) the leverage sets only the initial margin, not where
+    the account is liquidated, so the exposure stays the one sizing chose. Above ~90x the cap
+    cannot be reached on Bybit at all: such entries are refused by the venue, and say so."""
+    headroom = 1.0 - 2.0 * max_leverage * taker_fee
+    need = max_leverage / headroom if headroom > 0 else math.inf
+    return int(min(100, math.floor(need) + 1))
+
+
 #: May the strategy open a position now? Active, not halted, warmed up, a trading mode; persisted in
 #: the checkpoint (a halt survives restarts until ``resolve``). See :mod:`auction_trader.live.control`.
 Gate = ControlState
@@ -130,8 +149,8 @@ class NodeHooks:
             # Not closed (its end not behind the watermark): the strategy's on_stop closes the
             # unfinished minute, as a backtest does at the end of its data; a node does not store it.
             return
-        if table == "signals_1m":
-            self.last_signal = row
+        if table == "signals_1m" and (self.last_signal is None or row["ts_min"] > self.last_signal["ts_min"]):
+            self.last_signal = row  # (a record amended after its minute - a flip's entry - is stored again, not counted again)
             self.signals += 1
             self.recent[row["ts_min"]] = row
             if len(self.recent) > 16:
@@ -258,6 +277,8 @@ class LiveNode:
         self._funding_next: int | None = None
         self._funding_future = None
         self._funding_rate_bps: float | None = None
+        self._funding_recorded = 0  # paper funding ledger events already stored
+        self._paper_watched = None  # the paper engine whose order events are stored
         self._shadow_future = None
         self._shadow_last: str | None = None
         self._shadow_real = None
@@ -387,7 +408,7 @@ class LiveNode:
                 base_url_ws_private=ep.private_ws_url,
                 base_url_ws_trade=ep.trade_ws_url,
                 instrument_provider=provider,
-                futures_leverages={symbol: max(1, int(self.config.sizing.max_leverage))},
+                futures_leverages={symbol: venue_leverage(self.config.sizing.max_leverage, self.config.execution.taker_fee_bps / 10_000)},
                 position_mode={symbol: BybitPositionMode.MERGED_SINGLE},
                 margin_mode=BybitMarginMode.REGULAR_MARGIN,
             )
@@ -568,6 +589,8 @@ class LiveNode:
             for row in self.paper.feed(ticks):
                 self.fills += 1
                 self.record("fills", row)
+            self._record_paper_funding()
+            self._watch_paper_orders()
             return
         # live: the strategy's features, minutes closed at each boundary the ticks cross
         f = self.strategy.features
@@ -578,6 +601,33 @@ class LiveNode:
                 f.handle_trade_tick(t)
             else:
                 f.handle_quote_tick(t)
+
+    def _watch_paper_orders(self) -> None:
+        """Paper: the paper venue's order events go to the ``orders`` table as live orders do
+        (subscribed once its engine exists - built at the first batch, which is the warm-up's or
+        comes before warm-up completes, so no order is missed)."""
+        engine = self.paper.engine
+        if engine is not None and self._paper_watched is not engine:
+            self._paper_watched = engine
+            engine.kernel.msgbus.subscribe(topic="events.order.*", handler=self._on_paper_order_event)
+
+    def _on_paper_order_event(self, event) -> None:
+        order = self.paper.engine.cache.order(event.client_order_id) if self.paper.engine is not None else None
+        if order is None:
+            return
+        tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
+        self.store.record("orders", _order_row(order, event, tags))
+
+    def _record_paper_funding(self) -> None:
+        """Settlements the paper venue booked (its funding ledger, at the fetched rate) as
+        ``funding`` rows, the backtest's columns; each also said on the progress output."""
+        ctx = self.paper.ctx
+        events = ctx.venue.ledger.events if ctx is not None else []
+        for e in events[self._funding_recorded :]:
+            row = e.as_row()
+            self.store.insert_funding([row])
+            self._say(f"funding: {_hm(row['ts'])} UTC {row['side']} {row['qty']:g} @ {row['mark_price']:.1f}, {row['rate_bps']:+.4f} bps: {'paid' if row['amount'] >= 0 else 'received'} {abs(row['amount']):.8f} USDT")
+        self._funding_recorded = len(events)
 
     def _close_live_through(self, ts: int) -> None:
         if self._live_minute is None:
@@ -658,6 +708,18 @@ class LiveNode:
                 out["unrealized"] = (mid - out["entry"]) * out["qty"] * sign
         return out
 
+    def _day_pnl(self, pos: dict) -> float | None:
+        """The UTC day's P&L: realised since the day began (the balance's change since the day's
+        first decision: trades, fees, funding - the kill switch's measure) plus the change of the
+        unrealised P&L since then, i.e. equity now less the day's starting equity. None before the
+        strategy has decided a minute of the current UTC day (just after midnight, or no account)."""
+        guard = getattr(self.strategy, "guard", None)
+        if guard is None or guard.day is None or pos["balance"] is None:
+            return None
+        if guard.day != self.sequencer.watermark // 1_000_000 // DAY_MS:  # the node's clock: exchange time fed
+            return None
+        return pos["balance"] + pos["unrealized"] - guard.day_start_equity
+
     def _write_status(self) -> None:
         pos = self._position()
         self.store.record(
@@ -672,7 +734,7 @@ class LiveNode:
                 "warmup_needed": self.warmup_needed,
                 "position": pos,
                 "balance": pos["balance"],
-                "day_pnl": None,
+                "day_pnl": self._day_pnl(pos),
                 "kill_switch_limit": self.config.risk.max_daily_loss,
                 "pid": os.getpid(),
             },
@@ -815,20 +877,7 @@ class LiveNode:
             known = claimed
             purpose = tags.get("purpose") or (known.purpose if known else "")
             self._claimed[cid] = PlannedOrder(cid, purpose, order.side.name, order.order_type.name, float(order.leaves_qty), price, trigger)
-        row = {
-            "client_order_id": cid,
-            "side": order.side.name,
-            "order_type": order.order_type.name,
-            "qty": float(order.quantity),
-            "price": price,
-            "trigger_price": trigger,
-            "status": order.status.name,
-            "venue_order_id": order.venue_order_id.value if order.venue_order_id is not None else None,
-            "ts_ms_updated": event.ts_event // 1_000_000,
-        }
-        if tags:  # Bybit drops tags: an order of ours adopted after a restart keeps its stored trade and purpose
-            row.update(trade_id=tags.get("signal_ts_min"), purpose=tags.get("purpose"))
-        self.store.record("orders", row)
+        self.store.record("orders", _order_row(order, event, tags))
         if type(event).__name__ == "OrderFilled":
             self._record_live_fill(event, order, tags or ({"purpose": claimed.purpose} if claimed is not None else {}))
 
@@ -979,8 +1028,9 @@ class LiveNode:
 
     def _describe(self) -> dict:
         pos = self._position()
+        day = self._day_pnl(pos)
         return {"position": "flat" if pos["side"] == "FLAT" else f"{pos['side']} {pos['qty']:g} @ {pos['entry']:.1f}, uPnL {pos['unrealized']:+.2f}",
-                "balance": pos["balance"], "ticks": self.ticks, "late ticks": self.sequencer.late, "fills": self.fills, "pid": os.getpid()}
+                "balance": pos["balance"], "day P&L": "-" if day is None else f"{day:+.2f}", "ticks": self.ticks, "late ticks": self.sequencer.late, "fills": self.fills, "pid": os.getpid()}
 
     # -- dashboard (run_live.py --dashboard) -------------------------------------------------------
 
@@ -1038,6 +1088,24 @@ class LiveNode:
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
+
+
+def _order_row(order, event, tags: dict) -> dict:
+    """An ``orders`` row for the order as ``event`` left it."""
+    row = {
+        "client_order_id": order.client_order_id.value,
+        "side": order.side.name,
+        "order_type": order.order_type.name,
+        "qty": float(order.quantity),
+        "price": float(order.price) if order.has_price else None,
+        "trigger_price": float(order.trigger_price) if order.has_trigger_price else None,
+        "status": order.status.name,
+        "venue_order_id": order.venue_order_id.value if order.venue_order_id is not None else None,
+        "ts_ms_updated": event.ts_event // 1_000_000,
+    }
+    if tags:  # Bybit drops tags: an order of ours adopted after a restart keeps its stored trade and purpose
+        row.update(trade_id=tags.get("signal_ts_min"), purpose=tags.get("purpose"))
+    return row
 
 
 def _auction_strategy(config: AuctionConfig, hooks: NodeHooks):

@@ -96,6 +96,7 @@ class AuctionStrategy(Strategy):
         self._last_decided_min: int | None = None
         self._closed_through_ns: int | None = None  # the latest minute timer: features closed through it
         self._va_was_valid = False
+        self._last_fill_init = 0  # ts_init of the latest fill: a live account update after it shows it
 
     @property
     def engine(self) -> SignalEngine | None:
@@ -131,7 +132,10 @@ class AuctionStrategy(Strategy):
         if self.hooks is not None:
             self.lifecycle.may_enter = self._may_enter
             self.lifecycle.on_position = lambda row: self._hook_record("positions", row)
+            self.lifecycle.on_record_amended = self._record_amended
         if getattr(self.hooks, "sequenced", False):
+            # A live venue reports the account after a fill: a flip's entry waits for that report.
+            self.msgbus.subscribe(topic="events.account.*", handler=self._on_account_state)
             return  # a live node's sequencer feeds self.features in exchange time and calls close_minute
         # Ticks go straight to the indicator: bound here, each tick skips a Python frame of ours.
         self.on_trade_tick = self.features.handle_trade_tick
@@ -256,6 +260,7 @@ class AuctionStrategy(Strategy):
         if kill and self.guard.tripped_at == minute.decision_ts:
             self._alert(now_ns, "kill switch activated", {"day_start_balance": self.guard.day_start_balance, "balance": balance})
         self._watch_quality(row, now_ns)
+        self.lifecycle.settle_flip(now_ns)
         self.lifecycle.police(now_ns)
         self.lifecycle.age_entry(now_ns)
         ctx = self.lifecycle.context(kill, minute.bid, minute.ask)
@@ -265,6 +270,12 @@ class AuctionStrategy(Strategy):
         self._last_decided_min = record["ts_min"]
         self._hook_record("signals_1m", record)
         self._snapshot(now_ns, "PERIODIC", minute.ts_min)
+
+    def _record_amended(self, record: dict) -> None:
+        """A record changed after its minute was decided goes to the store again (only then: one
+        amended while its minute is being decided is stored by :meth:`_on_minute`)."""
+        if self._decided_for(record["ts_min"]):
+            self._hook_record("signals_1m", record)
 
     def _alert(self, ts_ns: int, kind: str, detail: dict) -> None:
         self._alerts.append({"ts_ms": int(ts_ns) // 1_000_000, "alert": kind, "detail": json.dumps(detail, sort_keys=True, default=str)})
@@ -318,7 +329,12 @@ class AuctionStrategy(Strategy):
     def on_order_denied(self, event) -> None:
         self.on_order_rejected(event)
 
+    def _on_account_state(self, event) -> None:
+        if self.lifecycle is not None:
+            self.lifecycle.on_account()
+
     def on_order_filled(self, event: OrderFilled) -> None:
+        self._last_fill_init = max(self._last_fill_init, event.ts_init)
         order = self.cache.order(event.client_order_id)
         cid = event.client_order_id.value
         self.lifecycle.on_fill(
@@ -473,6 +489,14 @@ class NautilusVenue:
 
     def free_margin(self) -> float:
         return self.s._free_margin()
+
+    def account_current(self) -> bool:
+        s = self.s
+        if not getattr(s.hooks, "sequenced", False):
+            return True  # a backtest's (and paper's) simulated account is updated with each fill
+        account = s.portfolio.account(s.instrument_id.venue)
+        last = account.last_event if account is not None else None
+        return last is not None and last.ts_init > s._last_fill_init
 
     def balance(self) -> float:
         return self.s._balance()
