@@ -427,6 +427,28 @@ class Lifecycle:
         self._submit(t, new, kind)
         return new
 
+    def orders_lost(self, cids) -> None:
+        """The venue holds none of these orders of the plan any more (a paper venue rebuilt after a
+        restart): the plan stops waiting for them and places what it still wants again - the same
+        stop and target levels, sized on the open quantity; an exit that was on its way goes again.
+        A lost entry buys no more (the trade keeps what filled); a trade that opened nothing is
+        forgotten."""
+        for cid in cids:
+            t = self.owner.pop(cid, None)
+            self.waiting.pop(cid, None)
+            if t is not None:
+                t.forget_order(cid)
+        t = self.trade
+        if t is None or t.closed_ns is not None:
+            return
+        t.planned_steps = t.filled_steps
+        if t.opened_ns is None:
+            self._forget(t)
+        elif t.closing:
+            self._exit_steps(t, t.open_steps, t.exit_purpose or "exit")
+        else:
+            self.sync_protection(t)
+
     def _resync(self, t: Trade | None) -> None:
         if t is not None and t.resync and t.is_open and not t.closing:
             t.resync = False

@@ -56,7 +56,7 @@ from auction_trader.adapters.bybit.rest import DEFAULT_REST, BybitRest
 from auction_trader.backtest.funding import next_funding_after
 from auction_trader.config import AuctionConfig
 from auction_trader.instrument import BTCUSDT as SPEC
-from auction_trader.live.control import ControlState
+from auction_trader.live.control import ControlState, normal_mode
 from auction_trader.live.reconcile import PlannedOrder
 from auction_trader.live.store import TERMINAL_ORDER_STATUSES
 from auction_trader.live.recorder import TickRecorder, read_gaps
@@ -126,6 +126,8 @@ class NodeHooks:
         return not self.node.replaying and self.node.gate.may_enter()
 
     def record(self, table: str, row: dict) -> None:
+        if self.node.muted:
+            return  # history a previous run recorded already, fed again to rebuild state
         if table == "features_1m" and row["ts_min"] * 1_000_000 + MINUTE_NS > self.node.sequencer.watermark + 1:
             # Not closed (its end not behind the watermark): the strategy's on_stop closes the
             # unfinished minute, as a backtest does at the end of its data; a node does not store it.
@@ -271,9 +273,11 @@ class LiveNode:
         self.alerts = None
         self.recorder = None
         self.replaying = False
+        self.muted = False  # the strategy's records are dropped (a paper restart re-feeding the checkpoint's history)
         self._saved_strategy: dict | None = None  # the checkpointed strategy state a live restart resumes
         self._feed_start: int | None = None  # exchange time of the first tick fed to the strategy (this lineage)
         self.restored = False
+        self._paper_saved: dict | None = None  # the stored paper account a restart resumes, until it has
         self._checkpoint_due = False
         self.dashboard = None  # a ServerHandle with --dashboard
 
@@ -289,9 +293,15 @@ class LiveNode:
         self.alerts = AlertSink(self.store, self.mode)
         checkpoint = self.store.checkpoint() or {}
         saved = checkpoint.get("node")
-        if self.mode == "live" and checkpoint.get("strategy") and (checkpoint.get("feed") or {}).get("start_ns") is not None:
+        resumable = checkpoint.get("strategy") and (checkpoint.get("feed") or {}).get("start_ns") is not None
+        if resumable and self.mode == "live":
             self._saved_strategy = checkpoint["strategy"]
             self._feed_start = int(checkpoint["feed"]["start_ns"])
+        elif resumable and self.mode in ("paper", "shadow") and checkpoint.get("paper") and normal_mode(str((saved or {}).get("mode"))) == normal_mode(self.mode):
+            # Paper (and shadow) resume their own venue: the stored balance and position, the plan.
+            self._saved_strategy = checkpoint["strategy"]
+            self._feed_start = int(checkpoint["feed"]["start_ns"])
+            self._paper_saved = checkpoint["paper"]
         last = self.store.node_status() or {}
         flat = str((last.get("position") or {}).get("side", "FLAT")).upper() == "FLAT"
         refusal = start_mode_refusal(saved, self.mode, flat)
@@ -343,7 +353,7 @@ class LiveNode:
                 self.strategy = self.strategy_factory(self.config, self.hooks)
                 from auction_trader.live.paper import PaperVenue  # noqa: PLC0415
 
-                self.paper = PaperVenue(self.config, self.strategy, self.data_dir / "catalog")
+                self.paper = PaperVenue(self.config, self.strategy, self.data_dir / "catalog", resume=self._paper_saved)
                 if self._funding_rate_bps is not None:
                     self.paper.set_funding_rate(self._funding_rate_bps)
             self._warm_up()
@@ -441,7 +451,9 @@ class LiveNode:
             self._say(f"recorded gap: {_hm(g['start_ns'])} - {_hm(g['end_ns'])} UTC ({g['reason']})")
         if wu.ticks:
             self.sequencer.watermark = wu.ticks[-1].ts_init  # live ticks continue after the recording
-            if self.paper is not None:
+            if self.paper is not None and self._saved_strategy is not None:
+                self._resume_paper(wu.ticks)
+            elif self.paper is not None:
                 self._deliver(wu.ticks, warmup=True)
             else:  # live: the strategy exists once the node runs and its account is known
                 self._warmup_pending = wu.ticks
@@ -504,7 +516,7 @@ class LiveNode:
         st = self.strategy
         return st is not None and getattr(st, "features", None) is not None and self.node.kernel.cache.account_for_venue(self.instrument_id.venue) is not None
 
-    def _restore(self, ticks: list) -> list:
+    def _restore(self, ticks: list, head: list | None = None) -> list:
         """Live restart: the strategy continues from the checkpoint - its feature engine rebuilt
         from the recorded ticks it had been fed (those before the checkpoint's last minute close),
         its signal engine, kill switch and trade plan from the saved state. Returns the ticks after
@@ -512,7 +524,8 @@ class LiveNode:
         restored halts the node: trading on a plan that does not know its own trade is a guess."""
         saved, self._saved_strategy = self._saved_strategy, None
         through = saved["features"]["closed_through_ns"]
-        head = [t for t in ticks if through is None or t.ts_init < through]
+        if head is None:  # live: the strategy had been fed the ticks before its last minute close
+            head = [t for t in ticks if through is None or t.ts_init < through]
         tail = ticks[len(head):]
         self.replaying = True
         try:
@@ -524,8 +537,11 @@ class LiveNode:
             return tail
         finally:
             self.replaying = False
+        if self.paper is not None and not self._resume_paper_venue():
+            return tail
         self.restored = True
-        self._claim_plan_orders()
+        if self.paper is None:
+            self._claim_plan_orders()
         if through is not None:
             self._live_minute = through  # minutes from here on are closed by the catch-up and the live feed
         t = self.strategy.trade
@@ -538,6 +554,62 @@ class LiveNode:
         g = self.strategy.guard
         self._say(f"restart: checkpoint restored ({len(head)} ticks re-fed): {desc}; kill switch {'TRIPPED' if g.active else 'armed'} (day start balance {g.day_start_balance:.2f})")
         return tail
+
+    def _resume_paper(self, ticks: list) -> None:
+        """Paper restart: the venue is rebuilt with the stored balance and fed the recorded ticks
+        the checkpointed strategy had seen (entries gated off), the strategy continues from the
+        checkpoint (:meth:`_restore`), the stored position is opened again and the plan places its
+        protection again; then the rest of the recording is replayed (entries gated off)."""
+        # The ticks the checkpointed venue had processed (their fills are in the stored account)
+        # rebuild the strategy's features and the venue's book; the rest are new to the venue.
+        last = self._paper_saved.get("last_ts")
+        through = self._saved_strategy["features"]["closed_through_ns"]
+        head = [t for t in ticks if t.ts_init <= last] if last is not None else [t for t in ticks if through is None or t.ts_init < through]
+        self.muted = True
+        try:
+            self._deliver(head, warmup=True)
+        finally:
+            self.muted = False
+        if not self.paper.started:
+            self._saved_strategy = None
+            self._say("restart: checkpoint NOT restored (no quote recorded before it: the paper venue cannot be rebuilt)")
+            self.control.halt("checkpoint not restored: no quote recorded before it", {"error": "NoQuote"})
+            self._write_checkpoint()
+            self._deliver(ticks[len(head):], warmup=True)
+            return
+        tail = self._restore(ticks, head)
+        self._deliver(tail, warmup=True)
+
+    def _resume_paper_venue(self) -> bool:
+        """The stored paper position, opened again on the rebuilt venue (same side, quantity and
+        average price; the balance it was built with is the stored one), then the plan's working
+        orders placed again - the rebuilt venue holds none of them: the stop and targets at the
+        levels the plan keeps, once. A stored position the plan does not explain halts (the plan is
+        the authority; trading on beside an unexplained position would be a guess)."""
+        saved, t = self._paper_saved, self.strategy.trade
+        position = saved.get("position")
+        step = float(self.strategy.instrument.size_increment)
+        plan = None if t is None or not t.is_open else ("LONG" if t.candidate.direction > 0 else "SHORT", round(t.open_steps * step, 9))
+        stored = None if position is None else (position["side"], round(float(position["qty"]), 9))
+        try:
+            if plan != stored:
+                raise ValueError(f"the stored paper position ({_pos_text(stored)}) is not the plan's ({_pos_text(plan)})")
+            if position is not None:
+                self.paper.restore_position(position)
+        except Exception as exc:
+            self._say(f"restart: paper position NOT restored ({type(exc).__name__}: {exc})")
+            self.control.halt(f"paper position not restored: {exc}", {"error": type(exc).__name__, "stored": position})
+            self._write_checkpoint()
+            return False
+        self._paper_saved = None
+        lifecycle = self.strategy.lifecycle
+        lost = sorted({*lifecycle.owner, *lifecycle.waiting})
+        lifecycle.orders_lost(lost)
+        t = self.strategy.trade
+        placed = [] if t is None else [cid for cid in (t.stop_id, *t.tp_ids.values()) if cid is not None]
+        self._say(f"restart: paper account resumed: balance {saved['balance']} USDT, {_pos_text(stored)}"
+                  + (f" @ {position['avg_px']}" if position else "") + f"; {len(lost)} order(s) of the plan placed again as {len(placed)}")
+        return True
 
     def _claim_plan_orders(self) -> None:
         """The restored plan claims its protection again: Nautilus's start-up reconciliation has
@@ -568,6 +640,7 @@ class LiveNode:
             for row in self.paper.feed(ticks):
                 self.fills += 1
                 self.record("fills", row)
+                self._checkpoint_due = True  # the paper account changed: checkpointed at the end of this pump
             return
         # live: the strategy's features, minutes closed at each boundary the ticks cross
         f = self.strategy.features
@@ -969,6 +1042,11 @@ class LiveNode:
         on every change."""
         self._checkpoint_due = False
         state: dict = {"node": self.gate.state(), "feed": {"start_ns": self._feed_start}}
+        if self.paper is not None:
+            # Until a restart has resumed the stored paper account, that account stays the stored one.
+            paper = self._paper_saved if self._paper_saved is not None else self.paper.state()
+            if paper is not None:
+                state["paper"] = paper
         checkpoint = getattr(self.strategy, "checkpoint", None)
         if callable(checkpoint):
             try:
@@ -1044,6 +1122,10 @@ def _auction_strategy(config: AuctionConfig, hooks: NodeHooks):
     from auction_trader.strategies.auction_strategy import AuctionStrategy, AuctionStrategyConfig  # noqa: PLC0415
 
     return AuctionStrategy(AuctionStrategyConfig(instrument_id=config.instrument_id, auction=config.model_dump()), hooks=hooks)
+
+
+def _pos_text(pos: tuple[str, float] | None) -> str:
+    return "flat" if pos is None else f"{pos[0]} {pos[1]:g}"
 
 
 def _hm(ts_ns: int) -> str:
