@@ -353,7 +353,7 @@ class LiveNode:
                 self.strategy = self.strategy_factory(self.config, self.hooks)
                 from auction_trader.live.paper import PaperVenue  # noqa: PLC0415
 
-                self.paper = PaperVenue(self.config, self.strategy, self.data_dir / "catalog", resume=self._paper_saved)
+                self.paper = PaperVenue(self.config, self.strategy, self.data_dir / "catalog", resume=self._paper_saved, on_order_event=self._on_paper_order_event)
                 if self._funding_rate_bps is not None:
                     self.paper.set_funding_rate(self._funding_rate_bps)
             self._warm_up()
@@ -579,6 +579,7 @@ class LiveNode:
             return
         tail = self._restore(ticks, head)
         self._deliver(tail, warmup=True)
+        self._checkpoint_due = True  # the resumed plan (its new order ids) checkpointed at the first pump
 
     def _resume_paper_venue(self) -> bool:
         """The stored paper position, opened again on the rebuilt venue (same side, quantity and
@@ -592,6 +593,8 @@ class LiveNode:
         plan = None if t is None or not t.is_open else ("LONG" if t.candidate.direction > 0 else "SHORT", round(t.open_steps * step, 9))
         stored = None if position is None else (position["side"], round(float(position["qty"]), 9))
         try:
+            if saved.get("order_count") is not None:
+                self.paper.continue_order_ids(saved["order_count"])
             if plan != stored:
                 raise ValueError(f"the stored paper position ({_pos_text(stored)}) is not the plan's ({_pos_text(plan)})")
             if position is not None:
@@ -604,11 +607,19 @@ class LiveNode:
         self._paper_saved = None
         lifecycle = self.strategy.lifecycle
         lost = sorted({*lifecycle.owner, *lifecycle.waiting})
+        now_ms = time.time_ns() // 1_000_000
+        working = []
+        for cid in lost:  # gone with the venue that held them (the store knows those that had finished)
+            row = self.store._reader.order(cid)
+            if row is None or str(row["status"] or "").upper() not in TERMINAL_ORDER_STATUSES:
+                working.append(cid)
+                self.store.record("orders", {"client_order_id": cid, "status": "MISSING", "ts_ms_updated": now_ms})
         lifecycle.orders_lost(lost)
         t = self.strategy.trade
-        placed = [] if t is None else [cid for cid in (t.stop_id, *t.tp_ids.values()) if cid is not None]
+        placed = [] if t is None else [f"{p} {cid}" for p, cid in (("stop", t.stop_id), *t.tp_ids.items()) if cid is not None]
         self._say(f"restart: paper account resumed: balance {saved['balance']} USDT, {_pos_text(stored)}"
-                  + (f" @ {position['avg_px']}" if position else "") + f"; {len(lost)} order(s) of the plan placed again as {len(placed)}")
+                  + (f" @ {position['avg_px']}" if position else "")
+                  + f"; {len(working)} working order(s) of the plan lost with the old venue, placed again as {len(placed)}" + (f": {', '.join(placed)}" if placed else ""))
         return True
 
     def _claim_plan_orders(self) -> None:
@@ -878,7 +889,7 @@ class LiveNode:
             return
         self._our_orders.add(cid)
         self._checkpoint_due = True  # the plan changed: checkpointed at the end of this pump, between events
-        tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
+        tags = _tags(order)
         price = float(order.price) if order.has_price else None
         trigger = float(order.trigger_price) if order.has_trigger_price else None
         claimed = self._claimed.get(cid)
@@ -888,22 +899,24 @@ class LiveNode:
             known = claimed
             purpose = tags.get("purpose") or (known.purpose if known else "")
             self._claimed[cid] = PlannedOrder(cid, purpose, order.side.name, order.order_type.name, float(order.leaves_qty), price, trigger)
-        row = {
-            "client_order_id": cid,
-            "side": order.side.name,
-            "order_type": order.order_type.name,
-            "qty": float(order.quantity),
-            "price": price,
-            "trigger_price": trigger,
-            "status": order.status.name,
-            "venue_order_id": order.venue_order_id.value if order.venue_order_id is not None else None,
-            "ts_ms_updated": event.ts_event // 1_000_000,
-        }
+        row = _order_row(order, event)
         if tags:  # Bybit drops tags: an order of ours adopted after a restart keeps its stored trade and purpose
             row.update(trade_id=tags.get("signal_ts_min"), purpose=tags.get("purpose"))
         self.store.record("orders", row)
         if type(event).__name__ == "OrderFilled":
             self._record_live_fill(event, order, tags or ({"purpose": claimed.purpose} if claimed is not None else {}))
+
+    def _on_paper_order_event(self, event) -> None:
+        """Paper: every order event of the paper venue updates the store's ``orders`` row, as live
+        does (tags survive in paper: trade and purpose come with the order). The fill that opens a
+        stored position again after a restart is no order of the plan: not stored."""
+        order = self.paper.engine.cache.order(event.client_order_id) if self.paper is not None and self.paper.engine is not None else None
+        if order is None or self.store is None:
+            return
+        tags = _tags(order)
+        if tags.get("purpose") == "restored_position":
+            return
+        self.store.record("orders", {**_order_row(order, event), "trade_id": tags.get("signal_ts_min"), "purpose": tags.get("purpose")})
 
     def _record_live_fill(self, event, order, tags: dict) -> None:
         """A venue fill of ours as a ``fills`` row (the backtest's columns), as paper mode stores
@@ -1122,6 +1135,25 @@ def _auction_strategy(config: AuctionConfig, hooks: NodeHooks):
     from auction_trader.strategies.auction_strategy import AuctionStrategy, AuctionStrategyConfig  # noqa: PLC0415
 
     return AuctionStrategy(AuctionStrategyConfig(instrument_id=config.instrument_id, auction=config.model_dump()), hooks=hooks)
+
+
+def _tags(order) -> dict:
+    return dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
+
+
+def _order_row(order, event) -> dict:
+    """An ``orders`` row of the store: the order as it stands after ``event``."""
+    return {
+        "client_order_id": order.client_order_id.value,
+        "side": order.side.name,
+        "order_type": order.order_type.name,
+        "qty": float(order.quantity),
+        "price": float(order.price) if order.has_price else None,
+        "trigger_price": float(order.trigger_price) if order.has_trigger_price else None,
+        "status": order.status.name,
+        "venue_order_id": order.venue_order_id.value if order.venue_order_id is not None else None,
+        "ts_ms_updated": event.ts_event // 1_000_000,
+    }
 
 
 def _pos_text(pos: tuple[str, float] | None) -> str:

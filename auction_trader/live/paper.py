@@ -35,7 +35,7 @@ from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderType
 from nautilus_trader.model.events import OrderAccepted, OrderFilled, OrderSubmitted
 from nautilus_trader.model.identifiers import TradeId, VenueOrderId
-from nautilus_trader.model.objects import Money, Price, Quantity
+from nautilus_trader.model.objects import Money, Price
 
 from auction_trader.backtest.engine import build_engine
 from auction_trader.backtest.outputs import collect_fills, fills_table
@@ -45,8 +45,9 @@ from auction_trader.config import AuctionConfig
 class PaperVenue:
     """One streaming ``BacktestEngine`` around ``strategy``; :meth:`feed` advances it."""
 
-    def __init__(self, config: AuctionConfig, strategy, catalog: Path, resume: dict | None = None) -> None:
+    def __init__(self, config: AuctionConfig, strategy, catalog: Path, resume: dict | None = None, on_order_event=None) -> None:
         self.config = config
+        self.on_order_event = on_order_event  # called with every order event of the venue (the node stores them)
         # A restarted venue's stored account (:meth:`state`): the balance it is built with, the
         # position :meth:`restore_position` opens. None: the config's starting balance, flat.
         self.resume = resume
@@ -90,6 +91,8 @@ class PaperVenue:
             )
             if self._rate_bps is not None:
                 self.set_funding_rate(self._rate_bps)
+            if self.on_order_event is not None:
+                self.engine.kernel.msgbus.subscribe(topic="events.order.*", handler=self.on_order_event)
         else:
             self.engine.clear_data()
             self.engine.add_data(ticks, sort=True)
@@ -116,17 +119,26 @@ class PaperVenue:
     def state(self) -> dict | None:
         """The account to resume from after a restart: ``balance`` (USDT, exact, as a string), the
         open ``position`` (``side`` LONG/SHORT, ``qty`` and ``avg_px`` as strings) or None when flat,
-        and ``last_ts``, the exchange time of the latest tick the venue has processed (its effects
-        are in this state). None before the engine exists (nothing traded yet)."""
+        ``last_ts``, the exchange time of the latest tick the venue has processed (its effects are in
+        this state), and ``order_count``, the client order ids the strategy has generated. None
+        before the engine exists (nothing traded yet)."""
         account = self.account()
         if account is None:
             return None
-        out = {"balance": str(account.balance_total(USDT).as_decimal()), "position": None, "last_ts": self.last_ts}
+        out = {"balance": str(account.balance_total(USDT).as_decimal()), "position": None, "last_ts": self.last_ts,
+               "order_count": self.strategy.order_factory.get_client_order_id_count()}
         positions = self.engine.cache.positions_open(instrument_id=self.ctx.instrument.id)
         if positions:
             p = positions[0]
             out["position"] = {"side": p.side.name, "qty": str(p.quantity.as_decimal()), "avg_px": repr(float(p.avg_px_open)), "ts_opened": int(p.ts_opened)}
         return out
+
+    def continue_order_ids(self, count: int) -> None:
+        """Client order ids continue after the ``count`` the stored run had generated. Nautilus
+        makes them from the clock's second and a counter that starts at 1 with every engine, and a
+        rebuilt venue's clock is back at the recorded ticks' time: without this, a new order could
+        take the id of an order of the plan (the first new one, that of its entry)."""
+        self.strategy.order_factory.set_client_order_id_count(int(count))
 
     def restore_position(self, position: dict) -> None:
         """Open the stored ``position`` (from :meth:`state`) on this venue, now: one fill of its
@@ -141,7 +153,7 @@ class PaperVenue:
         iid = self.ctx.instrument.id
         account = cache.account_for_venue(iid.venue)
         side = {"LONG": OrderSide.BUY, "SHORT": OrderSide.SELL}[position["side"]]
-        qty = Quantity.from_str(position["qty"])
+        qty = self.ctx.instrument.make_qty(Decimal(position["qty"]))
         if qty.as_decimal() <= 0:
             raise ValueError(f"stored position quantity {position['qty']!r} is not positive")
         # The average of several entry fills may lie between two ticks: keep every digit it has.
