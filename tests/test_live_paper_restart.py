@@ -27,6 +27,7 @@ stop at 50000.2 touched at bid 49999.0, filled 0.35 @ 49998.9.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from decimal import Decimal
 
@@ -35,7 +36,7 @@ import pytest
 from auction_trader.live.store import StoreReader
 from tests.live_harness import NodeProcess, endpoint_args, minute_ms_after, preseed, rows
 from tests.live_script import SCRIPT_ENV
-from tests.test_live_orders import BID, TICK, Pusher, _until
+from tests.test_live_orders import BID, TICK, _until
 
 standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
 
@@ -43,6 +44,44 @@ SETS = ["warmup_minutes=2", "rolling_window_minutes=3", "spread_lookback_minutes
         "starting_balance=100000", "risk_pct=0.0001", "cooldown_minutes=7", "use_limit_for_entry=false", "max_hold_minutes=45",
         "max_daily_loss=0.0002"]  # fmt: skip
 PROTECTION = ("stop", "tp1", "tp2")
+
+
+class QuotePusher:
+    """Quotes at (bid, bid + 1 tick) every 250 ms and, every second, a 0.001 print at the ask 100 ms
+    after a quote. :meth:`move` changes the book with a quote alone: the paper venue (like the
+    backtest) takes a trade as both best bid and best ask, and Bybit stamps both in milliseconds -
+    a print in the same millisecond as the quote would be matched first (trades before quotes at
+    equal times) and the fill priced off the previous quote."""
+
+    def __init__(self, standin) -> None:
+        self.s = standin
+        self.bid = BID
+        self._lock = threading.Lock()
+        self._moved = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.wait(0.25):
+            bid = self.bid
+            self.s.push_quote(str(bid), str(bid + TICK))
+            n += 1
+            if n % 4 == 0 and not self._stop.wait(0.1):
+                with self._lock:  # at the ask now, and never within 50 ms of a move's quote
+                    if time.monotonic() - self._moved > 0.05:
+                        self.s.push_trade(str(self.bid + TICK), "0.001", "Buy")
+
+    def move(self, bid: Decimal) -> None:
+        with self._lock:
+            self.bid = bid
+            self.s.push_quote(str(bid), str(bid + TICK))
+            self._moved = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 def _checkpoint(data) -> dict:
@@ -91,7 +130,7 @@ def _fills(data, purpose: str) -> list[dict]:
 
 def test_paper_kill_9_mid_position_resumes_the_account_and_the_trade(tmp_path):
     s = standin_mod.StandIn(seed=7, port=0, feed=False).start()
-    pusher = Pusher(s)
+    pusher = QuotePusher(s)
     data = tmp_path / "live"
     preseed(data, 3)
     script = {"enter_ts_min": minute_ms_after(20), "direction": 1, "stop_ticks": 200, "tp1_ticks": 3, "tp2_ticks": 6, "at": "touch"}

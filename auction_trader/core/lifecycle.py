@@ -339,6 +339,13 @@ class Lifecycle:
         if self.flip is not None and self.flip.old is t:
             self._flip_entry(self.venue.now_ns())
 
+    def unbooked(self, cid: str, filled_steps: int) -> int:
+        """How many of an order's ``filled_steps`` (all the venue says it filled) the plan has not
+        booked: fills a restarted node learns from the venue's reconciliation (made while it was
+        down, or after its last checkpoint). 0 for an order the plan does not own."""
+        t = self.owner.get(cid)
+        return 0 if t is None else max(0, filled_steps - t.booked.get(cid, 0))
+
     def purpose_of(self, cid: str) -> str | None:
         """What an order of the plan is for, from the plan itself: orders a restarted node finds at
         the venue come back without their tags (Bybit keeps only the client order id)."""
@@ -365,6 +372,7 @@ class Lifecycle:
         if t is None or t.closed_ns is not None:
             return
         steps = round(qty / self.step)
+        t.booked[cid] = t.booked.get(cid, 0) + steps
         if cid in t.abandoned:
             self.venue.alert(ts_ns, "fill of an abandoned order", {"client_order_id": cid, "purpose": purpose, "qty": qty})
         if purpose == "entry":

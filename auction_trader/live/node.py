@@ -133,6 +133,9 @@ class NodeHooks:
             # unfinished minute, as a backtest does at the end of its data; a node does not store it.
             return
         if table == "signals_1m":
+            # A decision: the state changed (paper decides at its first tick after the boundary,
+            # after the node's minute-close checkpoint): checkpointed at the end of this pump.
+            self.node._checkpoint_due = True
             self.last_signal = row
             self.signals += 1
             self.recent[row["ts_min"]] = row
@@ -235,8 +238,10 @@ class LiveNode:
         self.reconciler = RunningReconciler(interval_s=RECONCILE_S, confirmations=2, max_age_s=max(10.0, RECONCILE_S))
         self._recon_future = None
         self._recon_started = False  # the first comparison (after Nautilus's own reconciliation) needs no confirmation
+        self._recon_asked_ms = 0  # when the venue state being read was asked for
         self._plan_changed_ms = 0
         self._our_orders: set[str] = set()
+        self._fill_ids: set[str] = set()
         self._claimed: dict = {}  # client order id -> PlannedOrder
         self.hooks = NodeHooks(self, sequenced=self.mode == "live")
         self.strategy_factory = strategy_factory or _auction_strategy
@@ -313,6 +318,7 @@ class LiveNode:
         self.poller = ControlPoller(self.store, self._handle_control)
         # Orders we placed (any run) and those we last knew open: the plan's claims at the venue.
         self._our_orders = {r["client_order_id"] for r in self.store.rows("orders")}
+        self._fill_ids = {r["trade_id"] for r in self.store.rows("fills")}  # venue fills stored (any run)
         self._claimed = {
             r["client_order_id"]: PlannedOrder(r["client_order_id"], r["purpose"] or "", r["side"], r["order_type"], float(r["qty"]), r["price"], r["trigger_price"])
             for r in self.store._reader.open_orders()
@@ -541,6 +547,8 @@ class LiveNode:
             return tail
         self.restored = True
         if self.paper is None:
+            if all("booked" in t for t in saved["lifecycle"]["trades"]):  # older checkpoints do not say what they booked
+                self._book_fills_while_down()
             self._claim_plan_orders()
         if through is not None:
             self._live_minute = through  # minutes from here on are closed by the catch-up and the live feed
@@ -621,6 +629,38 @@ class LiveNode:
                   + (f" @ {position['avg_px']}" if position else "")
                   + f"; {len(working)} working order(s) of the plan lost with the old venue, placed again as {len(placed)}" + (f": {', '.join(placed)}" if placed else ""))
         return True
+
+    def _book_fills_while_down(self) -> None:
+        """Live restart: fills of the plan's own orders that the checkpoint does not hold - made at
+        the venue while the node was down (a stop or a target triggered), or after its last
+        checkpoint - are in Nautilus's cache once its reconciliation has adopted the venue's orders.
+        They are booked on the restored trade now, in venue order, as if they had just arrived:
+        TP1 resizes the stop and moves it to the entry price, the last exit closes the trade (its
+        positions row, the cooldown, the siblings cancelled). Fills of orders the plan does not own
+        are not the plan's: the reconciliation that follows finds the position they made."""
+        from nautilus_trader.model.identifiers import ClientOrderId  # noqa: PLC0415
+
+        lifecycle, cache = self.strategy.lifecycle, self.node.kernel.cache
+        step = float(self.strategy.instrument.size_increment)
+        pending = []
+        for cid in list(lifecycle.owner):
+            order = cache.order(ClientOrderId(cid))
+            if order is None:
+                continue
+            fills = [e for e in order.events if type(e).__name__ == "OrderFilled"]
+            missing = lifecycle.unbooked(cid, sum(round(float(f.last_qty) / step) for f in fills))
+            for f in reversed(fills):  # the latest fills are the ones the plan has not seen
+                if missing <= 0:
+                    break
+                steps = round(float(f.last_qty) / step)
+                part = min(steps, missing)
+                missing -= part
+                pending.append((f.ts_event, cid, order, f, part / steps))
+        for ts, cid, order, f, share in sorted(pending, key=lambda p: p[0]):
+            qty = float(f.last_qty) * share
+            self._say(f"restart: fill made while the node was down booked on the plan: {lifecycle.purpose_of(cid)} {cid} {f.order_side.name} {qty:g} @ {f.last_px}")
+            lifecycle.on_fill(cid, lifecycle.purpose_of(cid), bool(order.is_reduce_only), float(f.last_px), qty, float(f.commission) * share, ts)
+            self._plan_changed_ms = time.time_ns() // 1_000_000
 
     def _claim_plan_orders(self) -> None:
         """The restored plan claims its protection again: Nautilus's start-up reconciliation has
@@ -903,8 +943,15 @@ class LiveNode:
         if tags:  # Bybit drops tags: an order of ours adopted after a restart keeps its stored trade and purpose
             row.update(trade_id=tags.get("signal_ts_min"), purpose=tags.get("purpose"))
         self.store.record("orders", row)
-        if type(event).__name__ == "OrderFilled":
-            self._record_live_fill(event, order, tags or ({"purpose": claimed.purpose} if claimed is not None else {}))
+        if type(event).__name__ == "OrderFilled" and event.trade_id.value not in self._fill_ids:
+            # Nautilus's reconciliation at start replays the venue's fills of orders we placed in an
+            # earlier run: stored once, by trade id. A tagless order (adopted after a restart) takes
+            # its purpose from the plan's claim, else from the store.
+            self._fill_ids.add(event.trade_id.value)
+            if not tags:
+                known = claimed.purpose if claimed is not None else (self.store._reader.order(cid) or {}).get("purpose")
+                tags = {"purpose": known} if known else {}
+            self._record_live_fill(event, order, tags)
 
     def _on_paper_order_event(self, event) -> None:
         """Paper: every order event of the paper venue updates the store's ``orders`` row, as live
@@ -956,8 +1003,12 @@ class LiveNode:
             return  # the execution client has not reported the account yet
         now_ms = now_ns // 1_000_000
         fut = self._recon_future
+        in_flight = bool(self.node.kernel.cache.orders_inflight(instrument_id=self.instrument_id))
         if fut is None:
-            if not self.gate.halted and self.reconciler.due(now_ms):
+            # The first comparison, too, waits for nothing in flight: a restart that has just booked
+            # fills made while it was down may be amending its stop.
+            if not self.gate.halted and self.reconciler.due(now_ms) and not (in_flight and not self._recon_started):
+                self._recon_asked_ms = now_ms
                 self._recon_future = self._pool.submit(self.rest.venue_state)
             return
         if not fut.done():
@@ -976,6 +1027,8 @@ class LiveNode:
         snapshot = snapshot_from_bybit(positions, orders, self.config.market.instrument, ts_ms)
         plan = self._plan()
         if not self._recon_started:
+            if in_flight or self._plan_changed_ms >= self._recon_asked_ms:
+                return  # the plan changed while the venue was read: read it again
             self._recon_started = True
             self.reconciler.last_check_ms = now_ms
             verdict = reconcile(plan, snapshot, step=self.reconciler.step, tick=self.reconciler.tick)
