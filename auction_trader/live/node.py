@@ -25,6 +25,13 @@ into the same path, with entries gated off, and reports the minutes covered and 
 trades only once the last ``warmup_minutes`` are all covered (and, with
 ``require_manual_activation``, once activated).
 
+Restart (issue 11): the store's checkpoint holds every piece of decision state. Live, the strategy
+resumes it once Nautilus's reconciliation has adopted the venue's orders, books the fills of its own
+orders it had not seen (made while the node was down), and the plan is compared with the venue
+(:mod:`.reconcile`: resume, re-protect or halt). Paper and shadow, whose venue died with the
+process, rebuild it from the checkpoint's ``paper`` part: the stored balance, the open position at
+its average price, the plan's working orders placed again at the same levels.
+
 Services the other live modules plug into (LIVE_CONTRACT.md): ``store`` (``LiveStore``),
 ``alerts`` (``AlertSink``) and ``gate`` (:class:`Gate`, ``may_enter()``); the strategy sees them
 through :class:`NodeHooks` (``hooks=``).
@@ -282,7 +289,7 @@ class LiveNode:
         self._saved_strategy: dict | None = None  # the checkpointed strategy state a live restart resumes
         self._feed_start: int | None = None  # exchange time of the first tick fed to the strategy (this lineage)
         self.restored = False
-        self._paper_saved: dict | None = None  # the stored paper account a restart resumes, until it has
+        self._paper_saved: dict | None = None  # the stored paper account a restart resumes (None once resumed)
         self._checkpoint_due = False
         self.dashboard = None  # a ServerHandle with --dashboard
 
@@ -523,11 +530,14 @@ class LiveNode:
         return st is not None and getattr(st, "features", None) is not None and self.node.kernel.cache.account_for_venue(self.instrument_id.venue) is not None
 
     def _restore(self, ticks: list, head: list | None = None) -> list:
-        """Live restart: the strategy continues from the checkpoint - its feature engine rebuilt
-        from the recorded ticks it had been fed (those before the checkpoint's last minute close),
-        its signal engine, kill switch and trade plan from the saved state. Returns the ticks after
-        the checkpoint, to be replayed as warm-up (entries gated off). A checkpoint that cannot be
-        restored halts the node: trading on a plan that does not know its own trade is a guess."""
+        """Restart: the strategy continues from the checkpoint - its feature engine rebuilt from the
+        recorded ticks it had been fed (``head``; default, live: those before the checkpoint's last
+        minute close), its signal engine, kill switch and trade plan from the saved state. Live, the
+        plan then books the fills of its orders it had not seen (:meth:`_book_fills_while_down`);
+        paper, its account and orders come back on the rebuilt venue (:meth:`_resume_paper_venue`).
+        Returns the ticks after ``head``, to be replayed as warm-up (entries gated off). A
+        checkpoint that cannot be restored halts the node: trading on a plan that does not know its
+        own trade is a guess."""
         saved, self._saved_strategy = self._saved_strategy, None
         through = saved["features"]["closed_through_ns"]
         if head is None:  # live: the strategy had been fed the ticks before its last minute close
