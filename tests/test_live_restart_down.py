@@ -75,6 +75,9 @@ def test_live_restart_books_the_plans_fills_made_while_down_and_halts_on_a_manua
         assert p["entry_price"] == pytest.approx(fills["entry"]["price"])
         assert p["exit_price"] == pytest.approx((0.15 * fills["tp1"]["price"] + 0.35 * fills["stop"]["price"]) / 0.5)
         assert p["fees_paid"] == pytest.approx(sum(f["commission"] for f in fills.values()))
+        assert p["realized_pnl"] == pytest.approx(0.15 * (fills["tp1"]["price"] - p["entry_price"]) + 0.35 * (fills["stop"]["price"] - p["entry_price"]))
+        stop_row = next(o for o in rows(t.data, "orders") if o["client_order_id"] == t.stop_id)
+        assert (stop_row["status"], stop_row["qty"], round(stop_row["trigger_price"], 1)) == ("FILLED", 0.35, float(entry))  # moved to the entry price
         cp = _checkpoint(t.data)["strategy"]
         assert cp["lifecycle"]["trade"] is None and cp["signals"]["cooldown"]  # the cooldown started at the close
         time.sleep(2)
@@ -86,7 +89,7 @@ def test_live_restart_books_the_plans_fills_made_while_down_and_halts_on_a_manua
         s.seed_order(side="Buy", orderType="Market", qty="0.2")
         _until(lambda: _size(s) == Decimal("0.2"), 20, "the manual order to fill", node, s)
         node = t.start()
-        assert node.wait_for(r"HALTED|reconciliation at start: HALT", 90), node.output[-4000:]
+        assert node.wait_for(r"reconciliation at start: HALT: position mismatch: venue LONG 0\.2, plan flat", 90), node.output[-4000:]
         _until(lambda: _alerts(t.data, "position_mismatch"), 20, "the position_mismatch alert", node)
         time.sleep(2)
         assert len(_alerts(t.data, "position_mismatch")) == 1
