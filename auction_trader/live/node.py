@@ -246,6 +246,7 @@ class LiveNode:
         self._recon_future = None
         self._recon_started = False  # the first comparison (after Nautilus's own reconciliation) needs no confirmation
         self._recon_asked_ms = 0  # when the venue state being read was asked for
+        self._recon_first_ms: int | None = None  # when the first comparison was first due
         self._plan_changed_ms = 0
         self._our_orders: set[str] = set()
         self._fill_ids: set[str] = set()
@@ -1014,10 +1015,13 @@ class LiveNode:
         now_ms = now_ns // 1_000_000
         fut = self._recon_future
         in_flight = bool(self.node.kernel.cache.orders_inflight(instrument_id=self.instrument_id))
+        if not self._recon_started and self._recon_first_ms is None:
+            self._recon_first_ms = now_ms
+        # The first comparison, too, waits for nothing in flight (a restart that has just booked fills
+        # made while it was down may be amending its stop) - for RECONCILE_S at most.
+        wait_first = not self._recon_started and in_flight and now_ms - self._recon_first_ms < RECONCILE_S * 1000
         if fut is None:
-            # The first comparison, too, waits for nothing in flight: a restart that has just booked
-            # fills made while it was down may be amending its stop.
-            if not self.gate.halted and self.reconciler.due(now_ms) and not (in_flight and not self._recon_started):
+            if not self.gate.halted and self.reconciler.due(now_ms) and not wait_first:
                 self._recon_asked_ms = now_ms
                 self._recon_future = self._pool.submit(self.rest.venue_state)
             return
@@ -1037,7 +1041,7 @@ class LiveNode:
         snapshot = snapshot_from_bybit(positions, orders, self.config.market.instrument, ts_ms)
         plan = self._plan()
         if not self._recon_started:
-            if in_flight or self._plan_changed_ms >= self._recon_asked_ms:
+            if wait_first or (self._plan_changed_ms >= self._recon_asked_ms and now_ms - self._recon_first_ms < RECONCILE_S * 1000):
                 return  # the plan changed while the venue was read: read it again
             self._recon_started = True
             self.reconciler.last_check_ms = now_ms
