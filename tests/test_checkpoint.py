@@ -365,3 +365,70 @@ def test_lifecycle_restored_from_json_wants_the_same_orders():
     assert (row["status"], row["exit_reason"], row["qty_at_tp1"]) == ("STOPPED", "stop", 0.6)
     assert row["realized_pnl"] == pytest.approx(60.0) and row["fees_paid"] == pytest.approx(0.25)
     assert engine2.position is None and engine2.cooldown.until_ms == engine.cooldown.until_ms
+
+
+def _protected_trade():
+    """Enter 2 BTC long at 42,000, fill, protect (stop 41,900, TP1 600 steps at 42,100, TP2 1400
+    at 42,200), every order accepted: (config, engine, venue, lifecycle)."""
+    from auction_trader.core.lifecycle import Lifecycle
+    from auction_trader.core.signals import ENTER_LONG, Decision, SignalEngine
+
+    config = AuctionConfig()
+    engine = SignalEngine(config, 0.1)
+    venue = DictVenue()
+    life = Lifecycle(config, engine, venue, 0.001, 0.1, 0.00055)
+    c = Candidate("breakin", LONG, 42_000.0, 41_900.0, 42_100.0, 42_200.0)
+    record = {"ts_min": T0 // 1_000_000, "reason_code": "BREAKIN_LONG", "chosen_action": ENTER_LONG, "feature_snapshot": "{}"}
+    life.act(Decision(ENTER_LONG, "BREAKIN_LONG", c), record, T0 + MINUTE_NS)
+    venue.accept("O-1")
+    life.on_fill("O-1", "entry", False, 42_000.0, 2.0, 0.1, T0 + MINUTE_NS + 5)
+    venue.orders["O-1"]["status"] = "closed"
+    for cid in ("O-2", "O-3", "O-4"):
+        venue.accept(cid)
+    return config, engine, venue, life
+
+
+def _restored(config, engine, life, venue):
+    from auction_trader.core.lifecycle import Lifecycle
+    from auction_trader.core.signals import SignalEngine
+
+    saved = through_json({"signals": engine.state(), "lifecycle": life.state()})
+    life2 = Lifecycle(config, SignalEngine.from_state(config, 0.1, saved["signals"]), venue, 0.001, 0.1, 0.00055)
+    life2.restore(saved["lifecycle"])
+    return life2
+
+
+def test_lifecycle_orders_lost_places_the_same_protection_again():
+    """A paper venue rebuilt after a restart holds none of the plan's orders: the restored plan,
+    told they are lost, places its stop and targets again - same levels and sizes, once each, new
+    ids - and after TP1 the stop at the entry price for what is left."""
+    config, engine, venue, life = _protected_trade()
+    empty = DictVenue(count=venue.count)  # ids continue after the stored run's
+    life2 = _restored(config, engine, life, empty)
+    lost = sorted({*life2.owner, *life2.waiting})
+    assert lost == ["O-2", "O-3", "O-4"]
+    life2.orders_lost(lost)
+    assert empty.log == [("submit", "O-5", "STOP_MARKET", 2000, 41_900.0), ("submit", "O-6", "MARKET_IF_TOUCHED", 600, 42_100.0), ("submit", "O-7", "MARKET_IF_TOUCHED", 1400, 42_200.0)]
+    t = life2.trade
+    assert (t.stop_id, t.tp_ids) == ("O-5", {"tp1": "O-6", "tp2": "O-7"}) and sorted(life2.owner) == ["O-5", "O-6", "O-7"]
+
+    # After TP1: the plan wants the stop at the entry price for the 1400 steps left, and TP2.
+    venue.orders["O-3"]["status"] = "closed"
+    life.on_fill("O-3", "tp1", True, 42_100.0, 0.6, 0.05, T0 + 3 * MINUTE_NS)
+    empty = DictVenue(count=venue.count)
+    life3 = _restored(config, engine, life, empty)
+    life3.orders_lost(sorted({*life3.owner, *life3.waiting}))
+    assert empty.log == [("submit", "O-5", "STOP_MARKET", 1400, 42_000.0), ("submit", "O-6", "MARKET_IF_TOUCHED", 1400, 42_200.0)]
+
+
+def test_lifecycle_unbooked_counts_the_fills_the_plan_has_not_seen():
+    """What a restarted live node books from the venue's reconciliation: of the quantity an order
+    of the plan has filled at the venue, the part the checkpointed plan has not booked."""
+    config, engine, venue, life = _protected_trade()
+    life2 = _restored(config, engine, life, DictVenue(venue.orders, venue.count))
+    assert life2.unbooked("O-3", 600) == 600  # TP1 filled while the node was down
+    assert life2.unbooked("O-2", 0) == 0 and life2.unbooked("X-1", 500) == 0  # nothing filled; not the plan's
+    life2.on_fill("O-3", "tp1", True, 42_100.0, 0.4, 0.03, T0 + 3 * MINUTE_NS)  # a part of it booked
+    assert life2.unbooked("O-3", 600) == 200
+    life3 = _restored(config, engine, life2, venue)
+    assert life3.unbooked("O-3", 600) == 200 and life3.trade.booked == {"O-1": 2000, "O-3": 400}

@@ -171,6 +171,7 @@ def build_engine(
     margin_check: bool = True,
     data: tuple[list, int, int] | None = None,
     add_ticks: bool = True,
+    starting_balance: Decimal | None = None,
 ) -> tuple[BacktestEngine, BacktestContext]:
     """A ready-to-run engine with ``strategy`` on the catalog's BTCUSDT ticks in the range.
 
@@ -182,6 +183,8 @@ def build_engine(
     ``margin_check=False`` lets orders beyond the leverage limit through (Nautilus's own behaviour).
     ``add_ticks=False``: the ticks are not handed to the engine (the grid's fast path feeds each run
     through ``engine.add_data_iterator``; ``ctx`` still describes them).
+    ``starting_balance``: the account's balance (USDT, exact) instead of the config's
+    ``starting_balance`` (a restarted paper venue resumes from its stored balance).
     Raises :class:`~auction_trader.data.errors.DataError` when the range holds no ticks.
     """
     instrument = btcusdt_perpetual(config)
@@ -221,7 +224,7 @@ def build_engine(
         venue=VENUE,
         oms_type=OmsType.NETTING,
         account_type=AccountType.MARGIN,
-        starting_balances=[Money(Decimal(repr(config.backtest.starting_balance)), USDT)],
+        starting_balances=[Money(Decimal(repr(config.backtest.starting_balance)) if starting_balance is None else Decimal(starting_balance), USDT)],
         base_currency=USDT,
         default_leverage=Decimal(repr(config.sizing.max_leverage)),
         margin_model=BybitMarginModel(),

@@ -374,6 +374,13 @@ class Lifecycle:
         if self.flip is not None and self.flip.old is t:
             self._open_flip()
 
+    def unbooked(self, cid: str, filled_steps: int) -> int:
+        """How many of an order's ``filled_steps`` (all the venue says it filled) the plan has not
+        booked: fills a restarted node learns from the venue's reconciliation (made while it was
+        down, or after its last checkpoint). 0 for an order the plan does not own."""
+        t = self.owner.get(cid)
+        return 0 if t is None else max(0, filled_steps - t.booked.get(cid, 0))
+
     def purpose_of(self, cid: str) -> str | None:
         """What an order of the plan is for, from the plan itself: orders a restarted node finds at
         the venue come back without their tags (Bybit keeps only the client order id)."""
@@ -400,6 +407,7 @@ class Lifecycle:
         if t is None or t.closed_ns is not None:
             return
         steps = round(qty / self.step)
+        t.booked[cid] = t.booked.get(cid, 0) + steps
         if cid in t.abandoned:
             self.venue.alert(ts_ns, "fill of an abandoned order", {"client_order_id": cid, "purpose": purpose, "qty": qty})
         if purpose == "entry":
@@ -461,6 +469,28 @@ class Lifecycle:
         new = self.venue.create(kind, -t.direction, steps, level, t.tags(purpose), True)
         self._submit(t, new, kind)
         return new
+
+    def orders_lost(self, cids) -> None:
+        """The venue holds none of these orders of the plan any more (a paper venue rebuilt after a
+        restart): the plan stops waiting for them and places what it still wants again - the same
+        stop and target levels, sized on the open quantity; an exit that was on its way goes again.
+        A lost entry buys no more (the trade keeps what filled); a trade that opened nothing is
+        forgotten."""
+        for cid in cids:
+            t = self.owner.pop(cid, None)
+            self.waiting.pop(cid, None)
+            if t is not None:
+                t.forget_order(cid)
+        t = self.trade
+        if t is None or t.closed_ns is not None:
+            return
+        t.planned_steps = t.filled_steps
+        if t.opened_ns is None:
+            self._forget(t)
+        elif t.closing:
+            self._exit_steps(t, t.open_steps, t.exit_purpose or "exit")
+        else:
+            self.sync_protection(t)
 
     def _resync(self, t: Trade | None) -> None:
         if t is not None and t.resync and t.is_open and not t.closing:

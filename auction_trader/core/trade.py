@@ -67,6 +67,7 @@ class Trade:
     flip: bool = False  # the entry of a flip (its close went out first)
     resends: dict[str, int] = field(default_factory=dict)  # purpose -> stuck market orders re-sent
     abandoned: set[str] = field(default_factory=set)  # client order ids the trade no longer waits for
+    booked: dict[str, int] = field(default_factory=dict)  # client order id -> steps of its fills booked here
 
     # -- what the plan says ----------------------------------------------------------------------
 
@@ -206,6 +207,7 @@ class Trade:
         out["candidate"] = candidate_state(self.candidate)
         out["tp_ids"] = dict(self.tp_ids)
         out["resends"] = dict(self.resends)
+        out["booked"] = dict(self.booked)
         out["abandoned"] = sorted(self.abandoned)
         out["tp_valid"] = list(self.tp_valid) if self.tp_valid is not None else None
         out["record"] = dict(self.record) if self.record is not None else None

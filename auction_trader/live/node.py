@@ -25,6 +25,13 @@ into the same path, with entries gated off, and reports the minutes covered and 
 trades only once the last ``warmup_minutes`` are all covered (and, with
 ``require_manual_activation``, once activated).
 
+Restart (issue 11): the store's checkpoint holds every piece of decision state. Live, the strategy
+resumes it once Nautilus's reconciliation has adopted the venue's orders, books the fills of its own
+orders it had not seen (made while the node was down), and the plan is compared with the venue
+(:mod:`.reconcile`: resume, re-protect or halt). Paper and shadow, whose venue died with the
+process, rebuild it from the checkpoint's ``paper`` part: the stored balance, the open position at
+its average price, the plan's working orders placed again at the same levels.
+
 Services the other live modules plug into (LIVE_CONTRACT.md): ``store`` (``LiveStore``),
 ``alerts`` (``AlertSink``) and ``gate`` (:class:`Gate`, ``may_enter()``); the strategy sees them
 through :class:`NodeHooks` (``hooks=``).
@@ -57,7 +64,7 @@ from auction_trader.backtest.funding import next_funding_after
 from auction_trader.config import AuctionConfig
 from auction_trader.instrument import BTCUSDT as SPEC
 from auction_trader.core.risk import DAY_MS
-from auction_trader.live.control import ControlState
+from auction_trader.live.control import ControlState, normal_mode
 from auction_trader.live.reconcile import PlannedOrder
 from auction_trader.live.store import TERMINAL_ORDER_STATUSES
 from auction_trader.live.recorder import TickRecorder, read_gaps
@@ -145,13 +152,21 @@ class NodeHooks:
         return not self.node.replaying and self.node.gate.may_enter()
 
     def record(self, table: str, row: dict) -> None:
+        if self.node.muted:
+            return  # history a previous run recorded already, fed again to rebuild state
         if table == "features_1m" and row["ts_min"] * 1_000_000 + MINUTE_NS > self.node.sequencer.watermark + 1:
             # Not closed (its end not behind the watermark): the strategy's on_stop closes the
             # unfinished minute, as a backtest does at the end of its data; a node does not store it.
             return
-        if table == "signals_1m" and (self.last_signal is None or row["ts_min"] > self.last_signal["ts_min"]):
-            self.last_signal = row  # (a record amended after its minute - a flip's entry - is stored again, not counted again)
-            self.signals += 1
+        if table == "signals_1m":
+            # A decision: the state changed (paper decides at its first tick after the boundary,
+            # after the node's minute-close checkpoint): checkpointed at the end of this pump.
+            self.node._checkpoint_due = True
+            last = self.last_signal["ts_min"] if self.last_signal is not None else None
+            if last is None or row["ts_min"] > last:
+                self.signals += 1  # a record amended after its minute (a flip's entry) is stored again, not counted again
+            if last is None or row["ts_min"] >= last:
+                self.last_signal = row
             self.recent[row["ts_min"]] = row
             if len(self.recent) > 16:
                 self.recent.pop(min(self.recent))
@@ -252,8 +267,11 @@ class LiveNode:
         self.reconciler = RunningReconciler(interval_s=RECONCILE_S, confirmations=2, max_age_s=max(10.0, RECONCILE_S))
         self._recon_future = None
         self._recon_started = False  # the first comparison (after Nautilus's own reconciliation) needs no confirmation
+        self._recon_asked_ms = 0  # when the venue state being read was asked for
+        self._recon_first_ms: int | None = None  # when the first comparison was first due
         self._plan_changed_ms = 0
         self._our_orders: set[str] = set()
+        self._fill_ids: set[str] = set()
         self._claimed: dict = {}  # client order id -> PlannedOrder
         self.hooks = NodeHooks(self, sequenced=self.mode == "live")
         self.strategy_factory = strategy_factory or _auction_strategy
@@ -278,7 +296,6 @@ class LiveNode:
         self._funding_future = None
         self._funding_rate_bps: float | None = None
         self._funding_recorded = 0  # paper funding ledger events already stored
-        self._paper_watched = None  # the paper engine whose order events are stored
         self._shadow_future = None
         self._shadow_last: str | None = None
         self._shadow_real = None
@@ -292,9 +309,11 @@ class LiveNode:
         self.alerts = None
         self.recorder = None
         self.replaying = False
+        self.muted = False  # the strategy's records are dropped (a paper restart re-feeding the checkpoint's history)
         self._saved_strategy: dict | None = None  # the checkpointed strategy state a live restart resumes
         self._feed_start: int | None = None  # exchange time of the first tick fed to the strategy (this lineage)
         self.restored = False
+        self._paper_saved: dict | None = None  # the stored paper account a restart resumes (None once resumed)
         self._checkpoint_due = False
         self.dashboard = None  # a ServerHandle with --dashboard
 
@@ -310,9 +329,15 @@ class LiveNode:
         self.alerts = AlertSink(self.store, self.mode)
         checkpoint = self.store.checkpoint() or {}
         saved = checkpoint.get("node")
-        if self.mode == "live" and checkpoint.get("strategy") and (checkpoint.get("feed") or {}).get("start_ns") is not None:
+        resumable = checkpoint.get("strategy") and (checkpoint.get("feed") or {}).get("start_ns") is not None
+        if resumable and self.mode == "live":
             self._saved_strategy = checkpoint["strategy"]
             self._feed_start = int(checkpoint["feed"]["start_ns"])
+        elif resumable and self.mode in ("paper", "shadow") and checkpoint.get("paper") and normal_mode(str((saved or {}).get("mode"))) == normal_mode(self.mode):
+            # Paper (and shadow) resume their own venue: the stored balance and position, the plan.
+            self._saved_strategy = checkpoint["strategy"]
+            self._feed_start = int(checkpoint["feed"]["start_ns"])
+            self._paper_saved = checkpoint["paper"]
         last = self.store.node_status() or {}
         flat = str((last.get("position") or {}).get("side", "FLAT")).upper() == "FLAT"
         refusal = start_mode_refusal(saved, self.mode, flat)
@@ -324,6 +349,7 @@ class LiveNode:
         self.poller = ControlPoller(self.store, self._handle_control)
         # Orders we placed (any run) and those we last knew open: the plan's claims at the venue.
         self._our_orders = {r["client_order_id"] for r in self.store.rows("orders")}
+        self._fill_ids = {r["trade_id"] for r in self.store.rows("fills")}  # venue fills stored (any run)
         self._claimed = {
             r["client_order_id"]: PlannedOrder(r["client_order_id"], r["purpose"] or "", r["side"], r["order_type"], float(r["qty"]), r["price"], r["trigger_price"])
             for r in self.store._reader.open_orders()
@@ -364,7 +390,7 @@ class LiveNode:
                 self.strategy = self.strategy_factory(self.config, self.hooks)
                 from auction_trader.live.paper import PaperVenue  # noqa: PLC0415
 
-                self.paper = PaperVenue(self.config, self.strategy, self.data_dir / "catalog")
+                self.paper = PaperVenue(self.config, self.strategy, self.data_dir / "catalog", resume=self._paper_saved, on_order_event=self._on_paper_order_event)
                 if self._funding_rate_bps is not None:
                     self.paper.set_funding_rate(self._funding_rate_bps)
             self._warm_up()
@@ -462,7 +488,9 @@ class LiveNode:
             self._say(f"recorded gap: {_hm(g['start_ns'])} - {_hm(g['end_ns'])} UTC ({g['reason']})")
         if wu.ticks:
             self.sequencer.watermark = wu.ticks[-1].ts_init  # live ticks continue after the recording
-            if self.paper is not None:
+            if self.paper is not None and self._saved_strategy is not None:
+                self._resume_paper(wu.ticks)
+            elif self.paper is not None:
                 self._deliver(wu.ticks, warmup=True)
             else:  # live: the strategy exists once the node runs and its account is known
                 self._warmup_pending = wu.ticks
@@ -525,15 +553,19 @@ class LiveNode:
         st = self.strategy
         return st is not None and getattr(st, "features", None) is not None and self.node.kernel.cache.account_for_venue(self.instrument_id.venue) is not None
 
-    def _restore(self, ticks: list) -> list:
-        """Live restart: the strategy continues from the checkpoint - its feature engine rebuilt
-        from the recorded ticks it had been fed (those before the checkpoint's last minute close),
-        its signal engine, kill switch and trade plan from the saved state. Returns the ticks after
-        the checkpoint, to be replayed as warm-up (entries gated off). A checkpoint that cannot be
-        restored halts the node: trading on a plan that does not know its own trade is a guess."""
+    def _restore(self, ticks: list, head: list | None = None) -> list:
+        """Restart: the strategy continues from the checkpoint - its feature engine rebuilt from the
+        recorded ticks it had been fed (``head``; default, live: those before the checkpoint's last
+        minute close), its signal engine, kill switch and trade plan from the saved state. Live, the
+        plan then books the fills of its orders it had not seen (:meth:`_book_fills_while_down`);
+        paper, its account and orders come back on the rebuilt venue (:meth:`_resume_paper_venue`).
+        Returns the ticks after ``head``, to be replayed as warm-up (entries gated off). A
+        checkpoint that cannot be restored halts the node: trading on a plan that does not know its
+        own trade is a guess."""
         saved, self._saved_strategy = self._saved_strategy, None
         through = saved["features"]["closed_through_ns"]
-        head = [t for t in ticks if through is None or t.ts_init < through]
+        if head is None:  # live: the strategy had been fed the ticks before its last minute close
+            head = [t for t in ticks if through is None or t.ts_init < through]
         tail = ticks[len(head):]
         self.replaying = True
         try:
@@ -545,8 +577,13 @@ class LiveNode:
             return tail
         finally:
             self.replaying = False
+        if self.paper is not None and not self._resume_paper_venue():
+            return tail
         self.restored = True
-        self._claim_plan_orders()
+        if self.paper is None:
+            if all("booked" in t for t in saved["lifecycle"]["trades"]):  # older checkpoints do not say what they booked
+                self._book_fills_while_down()
+            self._claim_plan_orders()
         if through is not None:
             self._live_minute = through  # minutes from here on are closed by the catch-up and the live feed
         t = self.strategy.trade
@@ -559,6 +596,105 @@ class LiveNode:
         g = self.strategy.guard
         self._say(f"restart: checkpoint restored ({len(head)} ticks re-fed): {desc}; kill switch {'TRIPPED' if g.active else 'armed'} (day start balance {g.day_start_balance:.2f})")
         return tail
+
+    def _resume_paper(self, ticks: list) -> None:
+        """Paper restart: the venue is rebuilt with the stored balance and fed the recorded ticks
+        the checkpointed strategy had seen (entries gated off), the strategy continues from the
+        checkpoint (:meth:`_restore`), the stored position is opened again and the plan places its
+        protection again; then the rest of the recording is replayed (entries gated off)."""
+        # The ticks the checkpointed venue had processed (their fills are in the stored account)
+        # rebuild the strategy's features and the venue's book; the rest are new to the venue.
+        last = self._paper_saved.get("last_ts")
+        through = self._saved_strategy["features"]["closed_through_ns"]
+        head = [t for t in ticks if t.ts_init <= last] if last is not None else [t for t in ticks if through is None or t.ts_init < through]
+        self.muted = True
+        try:
+            self._deliver(head, warmup=True)
+        finally:
+            self.muted = False
+        if not self.paper.started:
+            self._saved_strategy = None
+            self._say("restart: checkpoint NOT restored (no quote recorded before it: the paper venue cannot be rebuilt)")
+            self.control.halt("checkpoint not restored: no quote recorded before it", {"error": "NoQuote"})
+            self._write_checkpoint()
+            self._deliver(ticks[len(head):], warmup=True)
+            return
+        tail = self._restore(ticks, head)
+        self._deliver(tail, warmup=True)
+        self._checkpoint_due = True  # the resumed plan (its new order ids) checkpointed at the first pump
+
+    def _resume_paper_venue(self) -> bool:
+        """The stored paper position, opened again on the rebuilt venue (same side, quantity and
+        average price; the balance it was built with is the stored one), then the plan's working
+        orders placed again - the rebuilt venue holds none of them: the stop and targets at the
+        levels the plan keeps, once. A stored position the plan does not explain halts (the plan is
+        the authority; trading on beside an unexplained position would be a guess)."""
+        saved, t = self._paper_saved, self.strategy.trade
+        position = saved.get("position")
+        step = float(self.strategy.instrument.size_increment)
+        plan = None if t is None or not t.is_open else ("LONG" if t.candidate.direction > 0 else "SHORT", round(t.open_steps * step, 9))
+        stored = None if position is None else (position["side"], round(float(position["qty"]), 9))
+        try:
+            if saved.get("order_count") is not None:
+                self.paper.continue_order_ids(saved["order_count"])
+            if plan != stored:
+                raise ValueError(f"the stored paper position ({_pos_text(stored)}) is not the plan's ({_pos_text(plan)})")
+            if position is not None:
+                self.paper.restore_position(position)
+        except Exception as exc:
+            self._say(f"restart: paper position NOT restored ({type(exc).__name__}: {exc})")
+            self.control.halt(f"paper position not restored: {exc}", {"error": type(exc).__name__, "stored": position})
+            self._write_checkpoint()
+            return False
+        self._paper_saved = None
+        lifecycle = self.strategy.lifecycle
+        lost = sorted({*lifecycle.owner, *lifecycle.waiting})
+        now_ms = time.time_ns() // 1_000_000
+        working = []
+        for cid in lost:  # gone with the venue that held them (the store knows those that had finished)
+            row = self.store._reader.order(cid)
+            if row is None or str(row["status"] or "").upper() not in TERMINAL_ORDER_STATUSES:
+                working.append(cid)
+                self.store.record("orders", {"client_order_id": cid, "status": "MISSING", "ts_ms_updated": now_ms})
+        lifecycle.orders_lost(lost)
+        t = self.strategy.trade
+        placed = [] if t is None else [f"{p} {cid}" for p, cid in (("stop", t.stop_id), *t.tp_ids.items()) if cid is not None]
+        self._say(f"restart: paper account resumed: balance {saved['balance']} USDT, {_pos_text(stored)}"
+                  + (f" @ {position['avg_px']}" if position else "")
+                  + f"; {len(working)} working order(s) of the plan lost with the old venue, placed again as {len(placed)}" + (f": {', '.join(placed)}" if placed else ""))
+        return True
+
+    def _book_fills_while_down(self) -> None:
+        """Live restart: fills of the plan's own orders that the checkpoint does not hold - made at
+        the venue while the node was down (a stop or a target triggered), or after its last
+        checkpoint - are in Nautilus's cache once its reconciliation has adopted the venue's orders.
+        They are booked on the restored trade now, in venue order, as if they had just arrived:
+        TP1 resizes the stop and moves it to the entry price, the last exit closes the trade (its
+        positions row, the cooldown, the siblings cancelled). Fills of orders the plan does not own
+        are not the plan's: the reconciliation that follows finds the position they made."""
+        from nautilus_trader.model.identifiers import ClientOrderId  # noqa: PLC0415
+
+        lifecycle, cache = self.strategy.lifecycle, self.node.kernel.cache
+        step = float(self.strategy.instrument.size_increment)
+        pending = []
+        for cid in list(lifecycle.owner):
+            order = cache.order(ClientOrderId(cid))
+            if order is None:
+                continue
+            fills = [e for e in order.events if type(e).__name__ == "OrderFilled"]
+            missing = lifecycle.unbooked(cid, sum(round(float(f.last_qty) / step) for f in fills))
+            for f in reversed(fills):  # the latest fills are the ones the plan has not seen
+                if missing <= 0:
+                    break
+                steps = round(float(f.last_qty) / step)
+                part = min(steps, missing)
+                missing -= part
+                pending.append((f.ts_event, cid, order, f, part / steps))
+        for ts, cid, order, f, share in sorted(pending, key=lambda p: p[0]):
+            qty = float(f.last_qty) * share
+            self._say(f"restart: fill made while the node was down booked on the plan: {lifecycle.purpose_of(cid)} {cid} {f.order_side.name} {qty:g} @ {f.last_px}")
+            lifecycle.on_fill(cid, lifecycle.purpose_of(cid), bool(order.is_reduce_only), float(f.last_px), qty, float(f.commission) * share, ts)
+            self._plan_changed_ms = time.time_ns() // 1_000_000
 
     def _claim_plan_orders(self) -> None:
         """The restored plan claims its protection again: Nautilus's start-up reconciliation has
@@ -589,8 +725,8 @@ class LiveNode:
             for row in self.paper.feed(ticks):
                 self.fills += 1
                 self.record("fills", row)
+                self._checkpoint_due = True  # the paper account changed: checkpointed at the end of this pump
             self._record_paper_funding()
-            self._watch_paper_orders()
             return
         # live: the strategy's features, minutes closed at each boundary the ticks cross
         f = self.strategy.features
@@ -601,22 +737,6 @@ class LiveNode:
                 f.handle_trade_tick(t)
             else:
                 f.handle_quote_tick(t)
-
-    def _watch_paper_orders(self) -> None:
-        """Paper: the paper venue's order events go to the ``orders`` table as live orders do
-        (subscribed once its engine exists - built at the first batch, which is the warm-up's or
-        comes before warm-up completes, so no order is missed)."""
-        engine = self.paper.engine
-        if engine is not None and self._paper_watched is not engine:
-            self._paper_watched = engine
-            engine.kernel.msgbus.subscribe(topic="events.order.*", handler=self._on_paper_order_event)
-
-    def _on_paper_order_event(self, event) -> None:
-        order = self.paper.engine.cache.order(event.client_order_id) if self.paper.engine is not None else None
-        if order is None:
-            return
-        tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
-        self.store.record("orders", _order_row(order, event, tags))
 
     def _record_paper_funding(self) -> None:
         """Settlements the paper venue booked (its funding ledger, at the fetched rate) as
@@ -867,7 +987,7 @@ class LiveNode:
             return
         self._our_orders.add(cid)
         self._checkpoint_due = True  # the plan changed: checkpointed at the end of this pump, between events
-        tags = dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
+        tags = _tags(order)
         price = float(order.price) if order.has_price else None
         trigger = float(order.trigger_price) if order.has_trigger_price else None
         claimed = self._claimed.get(cid)
@@ -878,8 +998,27 @@ class LiveNode:
             purpose = tags.get("purpose") or (known.purpose if known else "")
             self._claimed[cid] = PlannedOrder(cid, purpose, order.side.name, order.order_type.name, float(order.leaves_qty), price, trigger)
         self.store.record("orders", _order_row(order, event, tags))
-        if type(event).__name__ == "OrderFilled":
-            self._record_live_fill(event, order, tags or ({"purpose": claimed.purpose} if claimed is not None else {}))
+        if type(event).__name__ == "OrderFilled" and event.trade_id.value not in self._fill_ids:
+            # Nautilus's reconciliation at start replays the venue's fills of orders we placed in an
+            # earlier run: stored once, by trade id. A tagless order (adopted after a restart) takes
+            # its purpose from the plan's claim, else from the store.
+            self._fill_ids.add(event.trade_id.value)
+            if not tags:
+                known = claimed.purpose if claimed is not None else (self.store._reader.order(cid) or {}).get("purpose")
+                tags = {"purpose": known} if known else {}
+            self._record_live_fill(event, order, tags)
+
+    def _on_paper_order_event(self, event) -> None:
+        """Paper: every order event of the paper venue updates the store's ``orders`` row, as live
+        does (tags survive in paper: trade and purpose come with the order). The fill that opens a
+        stored position again after a restart is no order of the plan: not stored."""
+        order = self.paper.engine.cache.order(event.client_order_id) if self.paper is not None and self.paper.engine is not None else None
+        if order is None or self.store is None:
+            return
+        tags = _tags(order)
+        if tags.get("purpose") == "restored_position":
+            return
+        self.store.record("orders", _order_row(order, event, tags))
 
     def _record_live_fill(self, event, order, tags: dict) -> None:
         """A venue fill of ours as a ``fills`` row (the backtest's columns), as paper mode stores
@@ -919,8 +1058,15 @@ class LiveNode:
             return  # the execution client has not reported the account yet
         now_ms = now_ns // 1_000_000
         fut = self._recon_future
+        in_flight = bool(self.node.kernel.cache.orders_inflight(instrument_id=self.instrument_id))
+        if not self._recon_started and self._recon_first_ms is None:
+            self._recon_first_ms = now_ms
+        # The first comparison, too, waits for nothing in flight (a restart that has just booked fills
+        # made while it was down may be amending its stop) - for RECONCILE_S at most.
+        wait_first = not self._recon_started and in_flight and now_ms - self._recon_first_ms < RECONCILE_S * 1000
         if fut is None:
-            if not self.gate.halted and self.reconciler.due(now_ms):
+            if not self.gate.halted and self.reconciler.due(now_ms) and not wait_first:
+                self._recon_asked_ms = now_ms
                 self._recon_future = self._pool.submit(self.rest.venue_state)
             return
         if not fut.done():
@@ -939,6 +1085,8 @@ class LiveNode:
         snapshot = snapshot_from_bybit(positions, orders, self.config.market.instrument, ts_ms)
         plan = self._plan()
         if not self._recon_started:
+            if wait_first or (self._plan_changed_ms >= self._recon_asked_ms and now_ms - self._recon_first_ms < RECONCILE_S * 1000):
+                return  # the plan changed while the venue was read: read it again
             self._recon_started = True
             self.reconciler.last_check_ms = now_ms
             verdict = reconcile(plan, snapshot, step=self.reconciler.step, tick=self.reconciler.tick)
@@ -1018,6 +1166,11 @@ class LiveNode:
         on every change."""
         self._checkpoint_due = False
         state: dict = {"node": self.gate.state(), "feed": {"start_ns": self._feed_start}}
+        if self.paper is not None:
+            # Until a restart has resumed the stored paper account, that account stays the stored one.
+            paper = self._paper_saved if self._paper_saved is not None else self.paper.state()
+            if paper is not None:
+                state["paper"] = paper
         checkpoint = getattr(self.strategy, "checkpoint", None)
         if callable(checkpoint):
             try:
@@ -1112,6 +1265,14 @@ def _auction_strategy(config: AuctionConfig, hooks: NodeHooks):
     from auction_trader.strategies.auction_strategy import AuctionStrategy, AuctionStrategyConfig  # noqa: PLC0415
 
     return AuctionStrategy(AuctionStrategyConfig(instrument_id=config.instrument_id, auction=config.model_dump()), hooks=hooks)
+
+
+def _tags(order) -> dict:
+    return dict(t.split("=", 1) for t in (order.tags or []) if "=" in t)
+
+
+def _pos_text(pos: tuple[str, float] | None) -> str:
+    return "flat" if pos is None else f"{pos[0]} {pos[1]:g}"
 
 
 def _hm(ts_ns: int) -> str:
