@@ -95,6 +95,9 @@ class AuctionStrategy(Strategy):
         self.guard = DailyLossGuard(self.params.risk.max_daily_loss)
         self._feature_parts: list[dict[str, np.ndarray]] = []
         self._drained_minutes = 0  # features.minutes at the last drain
+        # A backtest's RunSpool (auction_trader/backtest/spool.py, set by run_single): finished
+        # features and signals go there as the run goes instead of piling up here (see _spill).
+        self.spool = None
         self._signals: list[dict] = []
         self._snapshots: list[dict] = []
         self._alerts: list[dict] = []
@@ -259,6 +262,24 @@ class AuctionStrategy(Strategy):
         if len(part["ts_min"]) and self.params.monitoring.log_features_every_minute:
             self._feature_parts.append(part)
             self._hook_features(part)
+        if self.spool is not None:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Hand the spool the features kept so far and the signal records nothing will amend any
+        more (those before the earliest record an open trade or a pending flip may still
+        complete), and forget them."""
+        for part in self._feature_parts:
+            self.spool.features(part)
+        self._feature_parts = []
+        open_records = self.lifecycle.open_records() if self.lifecycle is not None else []
+        first_open = min((r["ts_min"] for r in open_records), default=None)
+        n = len(self._signals)
+        if first_open is not None:
+            n = next((i for i, r in enumerate(self._signals) if r["ts_min"] >= first_open), n)
+        if n:
+            self.spool.signals(self._signals[:n])
+            del self._signals[:n]
 
     # -- the minute's decision ---------------------------------------------------------------------
 
