@@ -16,7 +16,10 @@ with one strategy and writes, into ``out_dir`` (default ``runs/<run_id>/``):
 
 The strategy's outputs are read by duck typing: ``features_columns()``, ``signal_records()``,
 ``position_records()``, ``state_snapshots()``, ``alerts()``; a file is written only when the
-strategy has the method. Same config, catalog and range: byte-identical files (the run id is a hash
+strategy has the method. A strategy with a ``spool`` attribute (AuctionStrategy) is given a
+:class:`~auction_trader.backtest.spool.RunSpool` and hands it its finished features and signals as
+the run goes, so that they are on disk rather than in memory (:mod:`.spool`); what it still holds
+at the end comes from the methods above. Same config, catalog and range: byte-identical files (the run id is a hash
 of them; nothing wall-clock is written).
 """
 
@@ -39,6 +42,7 @@ from nautilus_trader.model.events import AccountState
 
 from auction_trader.backtest.engine import VENUE, BacktestContext, build_engine, run_engine
 from auction_trader.backtest.metrics import Fill, PnlIdentityError, Trip, compute_metrics, funding_for_span, minute_equity, parse_tags
+from auction_trader.backtest.spool import RunSpool, rows_table
 from auction_trader.config import AuctionConfig
 from auction_trader.data.catalog import file_intervals, is_synthetic
 from auction_trader.data.parse import iso
@@ -168,12 +172,59 @@ def run_single(
     engine, ctx = build_engine(
         config, catalog, start, end, strategy, log_level, progress=progress, progress_minutes=progress_minutes, flatten_at_end=flatten_at_end, margin_check=margin_check, data=data,
     )
+    _clear_outputs(out)
+    spool = None
+    if hasattr(strategy, "spool"):
+        spool = strategy.spool = RunSpool(out)
     try:
         run_engine(engine, ctx)
-        run = measure(engine, ctx, run_id, strategy_name)
-        return _write_run(out, run, engine, ctx, report)
+        files: dict[str, Path] = {}
+        features = signals = None
+        if spool is not None:
+            files, features, signals = _close_spool(spool, strategy, report)
+        run = measure(engine, ctx, run_id, strategy_name, features=features)
+        return _write_run(out, run, engine, ctx, report, files=files, signals=signals)
+    except BaseException:
+        if spool is not None:
+            spool.abort()
+        raise
     finally:
         engine.dispose()
+
+
+def _clear_outputs(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUT_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
+#: The features_1m columns the metrics read (:func:`~auction_trader.backtest.metrics.compute_metrics`).
+METRIC_FEATURES = ["ambiguous_trade_frac_1m", "side_agree", "side_disagree", "of_1m_inferred", "of_1m_exchange", "volume"]
+
+
+def _close_spool(spool: RunSpool, strategy, report: bool) -> tuple[dict[str, Path], dict | None, list[dict] | None]:
+    """Hand the spool what the strategy still holds and complete its files. Returns the files and,
+    read back from them, the features the metrics need (every column for the report) and - for
+    the report only - the signal records."""
+    files: dict[str, Path] = {}
+    rest = _call(strategy, "features_columns")
+    if rest:
+        spool.features(rest)
+    path = spool.features_file.close()
+    features = None
+    if path is not None:
+        files["features_1m.parquet"] = path
+        names = pq.read_schema(path).names
+        table = pq.read_table(path, columns=None if report else [c for c in METRIC_FEATURES if c in names])
+        features = {name: table.column(name).to_numpy() for name in table.column_names}
+    signals = None
+    records = _call(strategy, "signal_records")
+    if records is not None:
+        spool.signals(records)
+        files["signals_1m.parquet"] = spool.signals_file.close(empty=pa.table({}))
+        if report:
+            signals = pq.read_table(files["signals_1m.parquet"]).to_pylist()
+    return files, features, signals
 
 
 @dataclass
@@ -189,9 +240,10 @@ class Measured:
     equity: np.ndarray
 
 
-def measure(engine, ctx: BacktestContext, run_id: str, strategy_name: str) -> Measured:
+def measure(engine, ctx: BacktestContext, run_id: str, strategy_name: str, features: dict[str, np.ndarray] | None = None) -> Measured:
     """The metrics of the run ``engine`` just finished (raises PnlIdentityError when the money
-    does not add up)."""
+    does not add up). ``features``: the features_1m columns (default: the strategy's
+    ``features_columns()``)."""
     config, strategy = ctx.config, ctx.strategy
     fills = collect_fills(engine, ctx)
     account = engine.cache.account_for_venue(VENUE)
@@ -199,7 +251,8 @@ def measure(engine, ctx: BacktestContext, run_id: str, strategy_name: str) -> Me
     ending = account.balance_total(USDT).as_decimal()
     balances = balance_events(account)
     minute_ts, equity = minute_equity(ctx.venue.minute_quotes, fills, balances, float(starting))
-    features = _call(strategy, "features_columns")
+    if features is None:
+        features = _call(strategy, "features_columns")
     features = {k: np.asarray(v) for k, v in features.items()} if features else None
     extra = {
         "margin_denials": len(ctx.guard.denied),
@@ -225,19 +278,21 @@ def measure(engine, ctx: BacktestContext, run_id: str, strategy_name: str) -> Me
     return Measured(run_id, doc, fills, trips, features, minute_ts, equity)
 
 
-def _write_run(out: Path, run: Measured, engine, ctx: BacktestContext, report: bool) -> RunResult:
+def _write_run(
+    out: Path, run: Measured, engine, ctx: BacktestContext, report: bool, files: dict[str, Path] | None = None, signals: list[dict] | None = None,
+) -> RunResult:
+    """The run directory's files; ``files``: those already written (the spool's), ``signals``
+    their records when the spool wrote signals_1m."""
     strategy, doc, fills = ctx.strategy, run.doc, run.fills
-    out.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUT_FILES:
-        (out / name).unlink(missing_ok=True)
-    files: dict[str, Path] = {}
+    files = dict(files or {})
     files["fills.parquet"] = _write_table(out / "fills.parquet", fills_table(fills))
     files["trades.parquet"] = _write_table(out / "trades.parquet", trades_table(run.trips))
-    if run.features is not None:
+    if run.features is not None and "features_1m.parquet" not in files:
         files["features_1m.parquet"] = _write_table(out / "features_1m.parquet", pa.table(run.features))
-    signals = _call(strategy, "signal_records")
-    if signals is not None:
-        files["signals_1m.parquet"] = _write_table(out / "signals_1m.parquet", _rows_table(signals))
+    if "signals_1m.parquet" not in files:
+        signals = _call(strategy, "signal_records")
+        if signals is not None:
+            files["signals_1m.parquet"] = _write_table(out / "signals_1m.parquet", rows_table(signals))
     alerts = _call(strategy, "alerts")
     if alerts is not None:
         files["alerts.json"] = _write_json(out / "alerts.json", alerts)
@@ -407,24 +462,6 @@ def trades_table(trips: list[Trip]) -> pa.Table:
             "fills": pa.array([t.fills for t in trips], pa.int64()),
         },
     )
-
-
-def _rows_table(rows: list[dict]) -> pa.Table:
-    """A list of dicts as a table; columns in first-seen key order."""
-    columns: list[str] = []
-    for row in rows:
-        for key in row:
-            if key not in columns:
-                columns.append(key)
-    return pa.table({c: pa.array([_plain(r.get(c)) for r in rows]) for c in columns}) if columns else pa.table({})
-
-
-def _plain(v):
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, sort_keys=True, separators=(",", ":"))
-    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-        return v.item()
-    return v
 
 
 def _write_table(path: Path, table: pa.Table) -> Path:

@@ -43,53 +43,6 @@ class Ticks:
         return len(self.trade_ts) + len(self.quote_ts)
 
 
-def load_ticks(catalog: str | Path, instrument_id: str, start_ns: int | None = None, end_ns: int | None = None) -> Ticks:
-    """Reads the catalog's Parquet files directly (columns, not objects) between two times."""
-    catalog = Path(catalog)
-    tables = {}
-    precision = None
-    for cls in (TradeTick, QuoteTick):
-        parts = []
-        for first, last, path in file_intervals(data_dir(catalog, cls, instrument_id)):
-            if (end_ns is not None and first > end_ns) or (start_ns is not None and last < start_ns):
-                continue
-            table = pq.read_table(path)
-            meta = table.schema.metadata or {}
-            precision = (int(meta[b"price_precision"]), int(meta[b"size_precision"]))
-            ts = table.column("ts_event").to_numpy().astype(np.int64)
-            keep = np.ones(len(ts), dtype=bool)
-            if start_ns is not None:
-                keep &= ts >= start_ns
-            if end_ns is not None:
-                keep &= ts <= end_ns
-            parts.append(table.filter(pa.array(keep)) if not keep.all() else table)
-        tables[cls] = pa.concat_tables(parts) if parts else None
-    if precision is None:
-        raise DataError(f"{catalog}: no trades or quotes for {instrument_id}" + (" in the requested range" if start_ns or end_ns else ""))
-    price_p, size_p = precision
-    spec = InstrumentSpec(instrument_id, instrument_id.split(".")[0].split("-")[0], price_p, size_p)
-
-    def prices(table: pa.Table | None, name: str, p: int) -> np.ndarray:
-        return np.zeros(0) if table is None else decode_fixed(table.column(name), p) / 10.0**p
-
-    def times(table: pa.Table | None) -> np.ndarray:
-        return np.zeros(0, np.int64) if table is None else table.column("ts_event").to_numpy().astype(np.int64)
-
-    trades, quotes = tables[TradeTick], tables[QuoteTick]
-    return Ticks(
-        spec=spec,
-        trade_ts=times(trades),
-        trade_price=prices(trades, "price", price_p),
-        trade_size=prices(trades, "size", size_p),
-        trade_side=np.zeros(0, np.uint8) if trades is None else trades.column("aggressor_side").to_numpy().astype(np.uint8),
-        quote_ts=times(quotes),
-        bid=prices(quotes, "bid_price", price_p),
-        bid_size=prices(quotes, "bid_size", size_p),
-        ask=prices(quotes, "ask_price", price_p),
-        ask_size=prices(quotes, "ask_size", size_p),
-    )
-
-
 def _tables(catalog: Path, cls: type, instrument_id: str, start_ns: int | None, end_ns: int | None, rows: int) -> Iterator[pa.Table]:
     """One type's rows in ``[start_ns, end_ns]`` in catalog order, ``rows`` at a time; row groups
     outside the range (by their ``ts_event`` statistics) are not read."""
