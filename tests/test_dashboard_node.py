@@ -91,7 +91,7 @@ def test_paper_node_dashboard_draws_refuses_activation_and_pushes_a_live_minute(
 def test_features_row_stored_only_once_its_minute_is_behind_the_watermark():
     stored: list[tuple[str, int]] = []
     minute = 1_700_000_040 * 1_000_000_000 // MINUTE_NS * MINUTE_NS
-    node = SimpleNamespace(sequencer=SimpleNamespace(watermark=minute + MINUTE_NS - 2), record=lambda t, r: stored.append((t, r["ts_min"])))
+    node = SimpleNamespace(muted=False, sequencer=SimpleNamespace(watermark=minute + MINUTE_NS - 2), record=lambda t, r: stored.append((t, r["ts_min"])))
     hooks = NodeHooks(node)
     ms = minute // 1_000_000
     hooks.record("features_1m", {"ts_min": ms})  # a tick at the minute's last ns may still come
