@@ -134,7 +134,7 @@ case "$cmd" in
         # Test files run on TEST_WORKERS parallel workers (default 3 on this 2-core class of machine:
         # the live-node tests spend most of their time waiting for minute boundaries); -n 0 runs serially.
         say "pytest (${TEST_WORKERS:-3} workers, one file per worker at a time)"
-        exec "$VPY" -m pytest -n "${TEST_WORKERS:-3}" --dist loadfile "$@"
+        exec "$VPY" -m pytest -n "${TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@"  # files in collection order: the slowest first (tests/conftest.py)
         ;;
     which-python)  # the interpreter set-up would build .venv with (used by the tests)
         find_python
