@@ -90,8 +90,9 @@ Quirks of Nautilus 1.231's Bybit clients (each measured here; tests in tests/tes
   each). It resets once a connection has stayed up 10 s (the network crate's stability threshold:
   "remained active for at least 10s, resetting reconnect cycle"); the Bybit sockets' backoff (500 ms
   initial, x1.5, 5 s max, 250 ms jitter) is fixed in Rust and cannot be configured from Python.
-  So 100 drops in a row of one socket cost ~8 minutes; cycles of 6 drops and 10.5 s of quiet
-  ~2.7 s a drop (tests/test_live_drops.py).
+  So 100 drops in a row of one socket cost ~8 minutes; cycles of 6 drops of all three sockets
+  together, the next cycle 10.4 s after the latest reconnection, ~2.8 s per drop of each socket
+  (102 of each in 280-290 s, tests/test_live_drops.py).
   It queues one ``auth`` per reconnection (``expires`` = then + 5 s) and flushes the queue onto the
   connection that survives, so that one receives several auths, the stale ones expired (10002).
   The stand-in keeps a connection authenticated once any auth succeeded (a failed repeat does not
