@@ -86,6 +86,11 @@ class ParquetSpool:
                 raise ValueError(f"{self.path.name}: a column changed type during the run ({exc})") from None
         self._writer.write_table(table)
         self._buffered -= n
+        # pyarrow's default pool (mimalloc on Linux) keeps the pages of freed buffers: without this
+        # a streamed run's RSS grew by ~7 MB per simulated day (one row group at a time, every
+        # drain), none of it live. Giving them back keeps the run's RSS flat; the bytes written
+        # are the same.
+        pa.default_memory_pool().release_unused()
 
     def _take(self, n: int):
         raise NotImplementedError
