@@ -18,6 +18,7 @@ Files are written under a temporary name and renamed when complete; a failed run
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,10 @@ def _plain(v):
     return v
 
 
-class ParquetSpool:
+class ParquetSpool(ABC):
     """One Parquet file written a row group at a time: rows are buffered until
-    ``row_group_rows`` of them are there, then written (the last group at :meth:`close`)."""
+    ``row_group_rows`` of them are there, then written (the last group at :meth:`close`).
+    A subclass says what a buffered part is (:meth:`_take`)."""
 
     def __init__(self, path: Path, row_group_rows: int = ROW_GROUP_ROWS) -> None:
         if row_group_rows < 1:
@@ -74,7 +76,7 @@ class ParquetSpool:
 
     def _write(self, n: int) -> None:
         """Write the first ``n`` buffered rows as one row group."""
-        table, rest = self._take(n)
+        table = self._take(n)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.partial, table.schema)
         elif not table.schema.equals(self._writer.schema):
@@ -92,8 +94,9 @@ class ParquetSpool:
         # are the same.
         pa.default_memory_pool().release_unused()
 
-    def _take(self, n: int):
-        raise NotImplementedError
+    @abstractmethod
+    def _take(self, n: int) -> pa.Table:
+        """The first ``n`` buffered rows as a table, removed from the buffer."""
 
     def close(self, empty: pa.Table | None = None) -> Path | None:
         """Write what is buffered and complete the file. With no row at all: ``empty`` is
@@ -132,7 +135,7 @@ class _ColumnSpool(ParquetSpool):
         head = {k: v[:n] for k, v in merged.items()}
         rest = {k: v[n:] for k, v in merged.items()}
         self._parts = [rest] if len(rest[names[0]]) else []
-        return pa.table(head), rest
+        return pa.table(head)
 
 
 class _RowSpool(ParquetSpool):
@@ -154,7 +157,7 @@ class _RowSpool(ParquetSpool):
         rows = [r for part in self._parts for r in part]
         head, rest = rows[:n], rows[n:]
         self._parts = [rest] if rest else []
-        return rows_table(head, self._columns), rest
+        return rows_table(head, self._columns)
 
 
 class RunSpool:
