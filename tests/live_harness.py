@@ -99,6 +99,13 @@ class NodeProcess:
             time.sleep(0.1)
         return None
 
+    def kill(self) -> int:
+        """SIGKILL (``kill -9``: no shutdown code runs); returns the wall time after it, in ms."""
+        self.proc.kill()
+        self.proc.wait(10)
+        self._reader.join(5)
+        return time.time_ns() // 1_000_000
+
     def stop(self, timeout: float = 30.0, sig: int = signal.SIGINT) -> int:
         """SIGINT (or ``sig``), then wait (bounded); kills it if it does not stop and fails loudly."""
         if self.proc.poll() is None:
@@ -111,6 +118,27 @@ class NodeProcess:
             raise AssertionError(f"the node did not stop within {timeout} s of SIGINT\n{self.output[-3000:]}") from None
         self._reader.join(5)
         return rc
+
+
+def until(fn, timeout: float, what: str, node: NodeProcess, standin=None):
+    """``fn()``'s first truthy value within ``timeout`` s, else a failure showing the node's recent
+    output and, with ``standin``, the venue's open orders, position and latest requests."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.2)
+    venue = f"\nvenue open orders: {standin.open_orders()}\nposition: {standin.position()}\nrequests: {standin.request_log()[-30:]}" if standin is not None else ""
+    raise AssertionError(f"timed out waiting for {what}{venue}\n{node.output[-4000:]}")
+
+
+def checkpoint(data_dir: Path) -> dict:
+    """The node's stored checkpoint (``{}`` before the first one)."""
+    from auction_trader.live.store import StoreReader  # noqa: PLC0415
+
+    with StoreReader(data_dir) as r:
+        return r.checkpoint() or {}
 
 
 def rows(data_dir: Path, table: str) -> list[dict]:

@@ -51,9 +51,9 @@ from decimal import Decimal
 
 import pytest
 
-from tests.live_harness import REPO, NodeProcess, endpoint_args, minute_ms_after, preseed, rows
+from tests.live_harness import REPO, NodeProcess, endpoint_args, minute_ms_after, preseed, rows, until
 from tests.live_script import SCRIPT_ENV
-from tests.test_live_orders import BID, TICK, Pusher, _size, _until
+from tests.test_live_orders import TICK, Pusher, _size
 
 standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
 
@@ -99,8 +99,8 @@ def test_live_100_drops_of_each_socket_a_10006_burst_and_a_frozen_feed(tmp_path)
 
         def entered() -> Decimal:
             """Wait (bounded) for the entry to fill 0.5 BTC through the burst and for stop, TP1, TP2 to rest."""
-            _until(lambda: _size(s) == Decimal("0.5"), max(0.0, entry_at - time.time()) + 60, "the entry to fill 0.5 BTC through the 10006 burst", node, s)
-            _until(lambda: len([o for o in s.open_orders() if o.get("reduceOnly")]) == 3, 40, "stop, TP1 and TP2", node, s)
+            until(lambda: _size(s) == Decimal("0.5"), max(0.0, entry_at - time.time()) + 60, "the entry to fill 0.5 BTC through the 10006 burst", node, s)
+            until(lambda: len([o for o in s.open_orders() if o.get("reduceOnly")]) == 3, 40, "stop, TP1 and TP2", node, s)
             return Decimal(str(s.position()["avgPrice"]))
 
         # -- drop cycles: every socket DROPS_PER_CYCLE times in a row, then quiet until every socket has been up STABLE_S
@@ -114,7 +114,7 @@ def test_live_100_drops_of_each_socket_a_10006_burst_and_a_frozen_feed(tmp_path)
             if cycle == TP1_CYCLE:
                 pusher.move(entry + 3 * TICK)  # through TP1 while the sockets are being cut
             want = {k: before[k] + DROPS_PER_CYCLE * (cycle + 1) for k in KINDS}
-            st = _until(lambda: (st := s.stats()) and (st if all(st["connects"][k] >= want[k] and st["open"][k] for k in KINDS) else None), CYCLE_BOUND_S, f"every socket back after drop cycle {cycle + 1}", node, s)
+            st = until(lambda: (st := s.stats()) and (st if all(st["connects"][k] >= want[k] and st["open"][k] for k in KINDS) else None), CYCLE_BOUND_S, f"every socket back after drop cycle {cycle + 1}", node, s)
             cycle_s.append(time.monotonic() - t_cycle)
             if cycle < CYCLES - 1:
                 latest = max(st["connect_times"][k][-1] for k in KINDS) / 1000
@@ -123,13 +123,13 @@ def test_live_100_drops_of_each_socket_a_10006_burst_and_a_frozen_feed(tmp_path)
         stats = s.stats()
         last_public_connect_ms = stats["connect_times"]["public"][-1]
 
-        _until(lambda: _size(s) == Decimal("0.35"), 30, "TP1 to have sold 0.15", node, s)
+        until(lambda: _size(s) == Decimal("0.35"), 30, "TP1 to have sold 0.15", node, s)
 
         def stop_at_entry():
             stops = [o for o in s.open_orders() if o.get("reduceOnly") and Decimal(o["triggerPrice"]) < entry + TICK]
             return stops and Decimal(stops[0]["triggerPrice"]) == entry and Decimal(stops[0]["qty"]) == Decimal("0.35")
 
-        _until(stop_at_entry, 40, "the stop resized to 0.35 and moved to the entry price", node, s)
+        until(stop_at_entry, 40, "the stop resized to 0.35 and moved to the entry price", node, s)
 
         # -- frozen feed: the stale event, then the feed back (counted from here: a cycle may have raised one)
         time.sleep(max(0.0, last_public_connect_ms / 1000 + TICKS_WINDOW_S - time.time()))  # ticks flowing on the last connections
@@ -142,8 +142,8 @@ def test_live_100_drops_of_each_socket_a_10006_burst_and_a_frozen_feed(tmp_path)
         assert node.wait_for(r"data feed back after a gap", 20, count=back_before + 1), node.output[-3000:]
 
         pusher.move(entry + 6 * TICK)  # through TP2: flat
-        _until(lambda: _size(s) == 0, 30, "TP2 to close the rest", node, s)
-        _until(lambda: s.open_orders() == [], 40, "the stop to be cancelled once flat", node, s)
+        until(lambda: _size(s) == 0, 30, "TP2 to close the rest", node, s)
+        until(lambda: s.open_orders() == [], 40, "the stop to be cancelled once flat", node, s)
         time.sleep(FILL_SETTLE_S)
         venue_orders, venue_fills, order_requests = s.orders(), s.fills(), s.order_requests()
     finally:

@@ -25,7 +25,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.live_harness import REPO, NodeProcess, endpoint_args, minute_ms_after, preseed, rows
+from tests.live_harness import REPO, NodeProcess, endpoint_args, minute_ms_after, preseed, rows, until
 from tests.live_script import SCRIPT_ENV
 
 standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
@@ -64,17 +64,6 @@ class Pusher:
         self._thread.join(5)
 
 
-def _until(fn, timeout: float, what: str, node: NodeProcess, standin=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    venue = f"\nvenue open orders: {standin.open_orders()}\nposition: {standin.position()}\nrequests: {standin.request_log()[-30:]}" if standin is not None else ""
-    raise AssertionError(f"timed out waiting for {what}{venue}\n{node.output[-3000:]}")
-
-
 def _size(standin) -> Decimal:
     return Decimal(str(standin.position().get("size", "0") or "0"))
 
@@ -104,29 +93,29 @@ def _run_trade(tmp_path, environment: str, limit_entry: bool, faults: int = 0) -
         if faults:
             s.fail_next(faults, 10006, "orders")
         if limit_entry:
-            limit = _until(lambda: [o for o in s.open_orders() if o["orderType"] == "Limit"], 90, "the limit entry on the venue", node)
+            limit = until(lambda: [o for o in s.open_orders() if o["orderType"] == "Limit"], 90, "the limit entry on the venue", node)
             assert Decimal(limit[0]["price"]) == BID and limit[0]["side"] == "Buy" and Decimal(limit[0]["qty"]) == Decimal("0.5")
-        _until(lambda: _size(s) == Decimal("0.5"), 150 if limit_entry else 90, "the entry to fill 0.5 BTC", node)
-        protection = _until(lambda: len([o for o in s.open_orders() if o.get("reduceOnly")]) == 3 and s.open_orders(), 20, "stop, TP1 and TP2", node)
+        until(lambda: _size(s) == Decimal("0.5"), 150 if limit_entry else 90, "the entry to fill 0.5 BTC", node)
+        protection = until(lambda: len([o for o in s.open_orders() if o.get("reduceOnly")]) == 3 and s.open_orders(), 20, "stop, TP1 and TP2", node)
         if faults:
             before = s.stats()["connects"]
             for kind in ("public", "private", "trade"):
                 s.drop(kind, times=faults, after_ms=300)
-            _until(lambda: all(s.stats()["connects"][k] >= before[k] + faults for k in before) and all(s.stats()["open"][k] for k in before), 60, "every socket back after its drops", node, s)
+            until(lambda: all(s.stats()["connects"][k] >= before[k] + faults for k in before) and all(s.stats()["open"][k] for k in before), 60, "every socket back after its drops", node, s)
         triggers = sorted(Decimal(o["triggerPrice"]) for o in protection)
         entry = Decimal(str(s.position()["avgPrice"]))
         assert triggers == [entry - 200 * TICK if not limit_entry else BID - 200 * TICK, BID + 3 * TICK if limit_entry else entry + 3 * TICK, BID + 6 * TICK if limit_entry else entry + 6 * TICK]
         pusher.move(entry + 3 * TICK)  # through TP1
-        _until(lambda: _size(s) == Decimal("0.35"), 20, "TP1 to sell 0.15", node, s)
+        until(lambda: _size(s) == Decimal("0.35"), 20, "TP1 to sell 0.15", node, s)
 
         def stop_at_entry():
             stops = [o for o in s.open_orders() if o.get("reduceOnly") and Decimal(o["triggerPrice"]) < entry + TICK]
             return stops and Decimal(stops[0]["triggerPrice"]) == entry and Decimal(stops[0]["qty"]) == Decimal("0.35") and stops
 
-        _until(stop_at_entry, 40, "the stop resized to 0.35 and moved to the entry price", node, s)
+        until(stop_at_entry, 40, "the stop resized to 0.35 and moved to the entry price", node, s)
         pusher.move(entry + 6 * TICK)  # through TP2: flat
-        _until(lambda: _size(s) == 0, 20, "TP2 to close the rest", node)
-        _until(lambda: s.open_orders() == [], 40, "the stop to be cancelled once flat", node, s)
+        until(lambda: _size(s) == 0, 20, "TP2 to close the rest", node)
+        until(lambda: s.open_orders() == [], 40, "the stop to be cancelled once flat", node, s)
         time.sleep(1)
         venue_all = s.orders()
         venue_fills = s.fills()

@@ -33,10 +33,9 @@ from decimal import Decimal
 
 import pytest
 
-from auction_trader.live.store import StoreReader
-from tests.live_harness import NodeProcess, endpoint_args, minute_ms_after, preseed, rows
+from tests.live_harness import NodeProcess, checkpoint, endpoint_args, minute_ms_after, preseed, rows, until
 from tests.live_script import SCRIPT_ENV
-from tests.test_live_orders import BID, TICK, _until
+from tests.test_live_orders import BID, TICK
 
 standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
 
@@ -84,18 +83,6 @@ class QuotePusher:
         self._thread.join(5)
 
 
-def _checkpoint(data) -> dict:
-    with StoreReader(data) as r:
-        return r.checkpoint() or {}
-
-
-def _kill(node: NodeProcess) -> int:
-    node.proc.kill()  # SIGKILL: no shutdown code runs
-    node.proc.wait(10)
-    node._reader.join(5)
-    return time.time_ns() // 1_000_000
-
-
 def _open_orders(data) -> dict[str, dict]:
     """purpose -> the stored order rows of the paper venue that are working (ACCEPTED)."""
     out: dict[str, list] = {}
@@ -115,7 +102,7 @@ def _protected(data) -> tuple[dict, dict] | None:
     orders = _open_orders(data)
     if sorted(orders) != sorted(PROTECTION) or any(len(v) != 1 for v in orders.values()):
         return None
-    cp = _checkpoint(data)
+    cp = checkpoint(data)
     life = (cp.get("strategy") or {}).get("lifecycle") or {}
     if life.get("trade") is None or not (cp.get("paper") or {}).get("position"):
         return None
@@ -145,7 +132,7 @@ def test_paper_kill_9_mid_position_resumes_the_account_and_the_trade(tmp_path):
     try:
         node = start()
         assert node.wait_for(r"warm-up complete", 40), node.output[-3000:]
-        before, old_orders = _until(lambda: _protected(data), 120, "the paper entry, its protection and the checkpoint holding them", node)
+        before, old_orders = until(lambda: _protected(data), 120, "the paper entry, its protection and the checkpoint holding them", node)
         entry = _fills(data, "entry")
         assert [(f["side"], f["qty"], f["price"], f["commission"]) for f in entry] == [("BUY", 0.5, 50000.2, pytest.approx(12.50005))]
         paper = before["paper"]
@@ -153,7 +140,7 @@ def test_paper_kill_9_mid_position_resumes_the_account_and_the_trade(tmp_path):
         assert {k: paper["position"][k] for k in ("side", "qty", "avg_px")} == {"side": "LONG", "qty": "0.5", "avg_px": "50000.2"}
         levels = _levels(old_orders)
         assert levels == {"stop": ("SELL", 0.5, float(BID + TICK - 200 * TICK)), "tp1": ("SELL", 0.15, 50000.4), "tp2": ("SELL", 0.35, 50000.7)}
-        killed_ms = _kill(node)
+        killed_ms = node.kill()
         assert s.orders_received() == 0  # paper sends nothing to the venue
 
         # Restart: the stored account, the same trade, its protection placed again once.
@@ -161,7 +148,7 @@ def test_paper_kill_9_mid_position_resumes_the_account_and_the_trade(tmp_path):
         assert node.wait_for(r"restart: checkpoint restored \(\d+ ticks re-fed\): LONG 0\.5 @ 50000\.2", 60), node.output[-3000:]
         resumed = node.wait_for(r"restart: paper account resumed: balance ([\d.]+) USDT, LONG 0\.5 @ 50000\.2; 3 working order\(s\) of the plan lost with the old venue, placed again as 3: stop \S+, tp1 \S+, tp2 \S+", 10)
         assert resumed and resumed.group(1) == paper["balance"], node.output[-3000:]
-        after, new_orders = _until(lambda: (p := _protected(data)) and p[0]["_ts_ms"] > killed_ms and p, 30, "the resumed trade's protection in the store", node)
+        after, new_orders = until(lambda: (p := _protected(data)) and p[0]["_ts_ms"] > killed_ms and p, 30, "the resumed trade's protection in the store", node)
         assert after["paper"]["balance"] == paper["balance"]  # to the last unit: no fee, no P&L from the re-opening
         assert {k: after["paper"]["position"][k] for k in ("side", "qty", "avg_px")} == {k: paper["position"][k] for k in ("side", "qty", "avg_px")}
         assert _levels(new_orders) == levels  # same levels and sizes, one order each
@@ -179,11 +166,11 @@ def test_paper_kill_9_mid_position_resumes_the_account_and_the_trade(tmp_path):
 
         # The resumed trade on pushed prices: TP1, the stop moved to the entry price, the stop.
         pusher.move(Decimal("50000.4"))
-        _until(lambda: _fills(data, "tp1"), 20, "TP1 to fill", node)
-        _until(lambda: (o := _open_orders(data)).get("stop") and (o["stop"][0]["qty"], round(o["stop"][0]["trigger_price"], 1)) == (0.35, 50000.2), 20, "the stop at 0.35 moved to the entry price", node)
+        until(lambda: _fills(data, "tp1"), 20, "TP1 to fill", node)
+        until(lambda: (o := _open_orders(data)).get("stop") and (o["stop"][0]["qty"], round(o["stop"][0]["trigger_price"], 1)) == (0.35, 50000.2), 20, "the stop at 0.35 moved to the entry price", node)
         pusher.move(Decimal("49999.0"))
-        _until(lambda: _fills(data, "stop"), 20, "the stop to fill", node)
-        closed = _until(lambda: [p for p in rows(data, "positions") if p["status"] != "OPEN"], 20, "the trade's positions row closed", node)
+        until(lambda: _fills(data, "stop"), 20, "the stop to fill", node)
+        closed = until(lambda: [p for p in rows(data, "positions") if p["status"] != "OPEN"], 20, "the trade's positions row closed", node)
         assert _open_orders(data) == {}  # TP2 cancelled once flat
         tp1, stop = _fills(data, "tp1"), _fills(data, "stop")
         assert [(f["qty"], f["price"]) for f in tp1] == [(0.15, 50000.3)] and [(f["qty"], f["price"]) for f in stop] == [(0.35, 49998.9)]
@@ -195,18 +182,18 @@ def test_paper_kill_9_mid_position_resumes_the_account_and_the_trade(tmp_path):
         assert len([r for r in rows(data, "positions")]) == 1  # the same trade, one row
 
         # The kill switch trips at the next minute close; the account: stored balance + what the exits realised.
-        tripped = _until(lambda: (cp := _checkpoint(data)).get("strategy", {}).get("kill_switch", {}).get("active") and cp, 90, "the kill switch to trip", node)
+        tripped = until(lambda: (cp := checkpoint(data)).get("strategy", {}).get("kill_switch", {}).get("active") and cp, 90, "the kill switch to trip", node)
         realised = Decimal("0.15") * (Decimal("50000.3") - Decimal("50000.2")) + Decimal("0.35") * (Decimal("49998.9") - Decimal("50000.2"))
         fees = Decimal(str(tp1[0]["commission"])) + Decimal(str(stop[0]["commission"]))
         assert Decimal(tripped["paper"]["balance"]) == Decimal(paper["balance"]) + realised - fees
         assert tripped["paper"]["position"] is None
-        killed_ms = _kill(node)
+        killed_ms = node.kill()
 
         # A restart after the kill switch tripped: still tripped, the same baseline; the flat account's balance.
         node = start()
         assert node.wait_for(r"restart: checkpoint restored \(\d+ ticks re-fed\): flat; kill switch TRIPPED \(day start balance 100000\.00\)", 60), node.output[-3000:]
         assert node.wait_for(r"restart: paper account resumed: balance " + tripped["paper"]["balance"].replace(".", r"\.") + " USDT, flat", 10), node.output[-3000:]
-        fresh = _until(lambda: (cp := _checkpoint(data)).get("_ts_ms", 0) > killed_ms and cp, 75, "a checkpoint from the restarted node", node)
+        fresh = until(lambda: (cp := checkpoint(data)).get("_ts_ms", 0) > killed_ms and cp, 75, "a checkpoint from the restarted node", node)
         ks, was = fresh["strategy"]["kill_switch"], tripped["strategy"]["kill_switch"]
         assert {k: ks[k] for k in ("day", "day_start_balance", "day_start_equity", "active", "tripped_at")} == \
                {k: was[k] for k in ("day", "day_start_balance", "day_start_equity", "active", "tripped_at")}

@@ -28,26 +28,14 @@ from decimal import Decimal
 
 import pytest
 
-from auction_trader.live.store import StoreReader
-from tests.live_harness import REPO, NodeProcess, endpoint_args, minute_ms_after, preseed, rows
+from tests.live_harness import REPO, NodeProcess, checkpoint, endpoint_args, minute_ms_after, preseed, rows, until
 from tests.live_script import SCRIPT_ENV
-from tests.test_live_orders import BID, TICK, Pusher, _size, _until
+from tests.test_live_orders import TICK, Pusher, _size
 
 standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
 
 SETS = ["warmup_minutes=2", "rolling_window_minutes=3", "spread_lookback_minutes=3", "min_va_bins=1", "require_manual_activation=false",
         "risk_pct=0.0001", "cooldown_minutes=7", "use_limit_for_entry=false", "max_hold_minutes=45"]  # fmt: skip
-
-
-def _checkpoint(data) -> dict:
-    with StoreReader(data) as r:
-        return r.checkpoint() or {}
-
-
-def _kill(node: NodeProcess) -> None:
-    node.proc.kill()  # SIGKILL: no shutdown code runs
-    node.proc.wait(10)
-    node._reader.join(5)
 
 
 def _creates(standin) -> list[str]:
@@ -62,7 +50,7 @@ def _protection(standin) -> dict[str, tuple[str, Decimal, Decimal]]:
 
 def _plan_in_checkpoint(data, venue: dict) -> dict | None:
     """The checkpoint, once it holds the open trade with exactly the venue's protection."""
-    cp = _checkpoint(data)
+    cp = checkpoint(data)
     life = (cp.get("strategy") or {}).get("lifecycle") or {}
     if life.get("trade") is None:
         return None
@@ -92,9 +80,9 @@ class Trade:
         assert node.wait_for(r"warm-up complete", 40), node.output[-3000:]
         activate = subprocess.run([sys.executable, "run_live.py", "activate", "--data-dir", str(self.data)], cwd=REPO, capture_output=True, text=True, timeout=30)
         assert activate.returncode == 0, activate.stdout + activate.stderr
-        _until(lambda: _size(s) == Decimal("0.5"), 90, "the entry to fill 0.5 BTC", node, s)
-        self.venue = _until(lambda: (p := _protection(s)) and len(p) == 3 and p, 20, "stop, TP1 and TP2 on the venue", node, s)
-        self.before = _until(lambda: _plan_in_checkpoint(self.data, self.venue), 20, "the checkpoint to hold the protected trade", node, s)["strategy"]
+        until(lambda: _size(s) == Decimal("0.5"), 90, "the entry to fill 0.5 BTC", node, s)
+        self.venue = until(lambda: (p := _protection(s)) and len(p) == 3 and p, 20, "stop, TP1 and TP2 on the venue", node, s)
+        self.before = until(lambda: _plan_in_checkpoint(self.data, self.venue), 20, "the checkpoint to hold the protected trade", node, s)["strategy"]
         self.entry = Decimal(str(s.position()["avgPrice"]))
         assert sorted(v[2] for v in self.venue.values()) == [self.entry - 200 * TICK, self.entry + 3 * TICK, self.entry + 6 * TICK]
         self.stop_id = next(k for k, v in self.venue.items() if v[2] == self.entry - 200 * TICK)
@@ -106,7 +94,7 @@ class Trade:
 
     def assert_state_kept(self) -> None:
         """Time stop, cooldown and the kill switch's day baseline: as checkpointed before the kill."""
-        after, before = _checkpoint(self.data)["strategy"], self.before
+        after, before = checkpoint(self.data)["strategy"], self.before
         assert after["signals"]["position"]["time_stop"] == before["signals"]["position"]["time_stop"]
         assert after["signals"]["position"]["opened_ts"] == before["signals"]["position"]["opened_ts"]
         assert after["signals"]["cooldown"] == before["signals"]["cooldown"]
@@ -118,11 +106,11 @@ class Trade:
         TP2 -> flat and the stop cancelled: the restored plan drives the venue's orders."""
         s, entry = self.s, self.entry
         self.pusher.move(entry + 3 * TICK)
-        _until(lambda: _size(s) == Decimal("0.35"), 20, "TP1 to sell 0.15", node, s)
-        _until(lambda: _protection(s).get(stop_id) == ("Sell", Decimal("0.35"), entry), 30, "the stop at 0.35 moved to the entry price", node, s)
+        until(lambda: _size(s) == Decimal("0.35"), 20, "TP1 to sell 0.15", node, s)
+        until(lambda: _protection(s).get(stop_id) == ("Sell", Decimal("0.35"), entry), 30, "the stop at 0.35 moved to the entry price", node, s)
         self.pusher.move(entry + 6 * TICK)
-        _until(lambda: _size(s) == 0, 20, "TP2 to close the rest", node, s)
-        _until(lambda: s.open_orders() == [], 30, "the stop to be cancelled once flat", node, s)
+        until(lambda: _size(s) == 0, 20, "TP2 to close the rest", node, s)
+        until(lambda: s.open_orders() == [], 30, "the stop to be cancelled once flat", node, s)
 
     def close(self) -> int | None:
         rc = None
@@ -147,7 +135,7 @@ def test_live_kill_9_mid_position_resumes_the_same_trade_and_reprotects(tmp_path
     try:
         t.open()
         s = t.s
-        _kill(t.nodes[-1])
+        t.nodes[-1].kill()
         creates, received = _creates(s), s.orders_received()
         assert len(creates) == 4 and received == 4  # entry, stop, TP1, TP2
 
@@ -159,14 +147,14 @@ def test_live_kill_9_mid_position_resumes_the_same_trade_and_reprotects(tmp_path
         assert _creates(s) == creates and s.orders_received() == received, s.order_requests()[-10:]
         assert _protection(s) == t.venue  # the same orders, levels and sizes
         t.assert_state_kept()
-        _kill(node)
+        node.kill()
 
         # Restart 2: the stop vanished while the node was down (cancelled by hand) -> REPROTECT:
         # the same stop level placed again, once, with an alert; no halt.
         s.call(lambda: s.exchange._cancel(s.exchange.find(None, t.stop_id), "CancelByUser"))
         node = t.start()
         assert node.wait_for(r"reconciliation at start: REPROTECT: position matches \(LONG 0\.5\); protection missing on the venue: stop " + t.stop_id, 60), node.output[-3000:]
-        new = _until(lambda: [k for k, v in _protection(s).items() if v == ("Sell", Decimal("0.5"), t.entry - 200 * TICK)], 20, "a new stop at the same level", node, s)
+        new = until(lambda: [k for k, v in _protection(s).items() if v == ("Sell", Decimal("0.5"), t.entry - 200 * TICK)], 20, "a new stop at the same level", node, s)
         time.sleep(2)
         assert len(new) == 1 and new[0] != t.stop_id and _creates(s) == [*creates, new[0]], s.order_requests()[-10:]  # the stop alone, once
         assert {k: v for k, v in _protection(s).items() if k != new[0]} == {k: v for k, v in t.venue.items() if k != t.stop_id}
@@ -204,13 +192,13 @@ def test_live_restart_after_the_kill_switch_tripped_keeps_it_tripped_until_midni
     env = {"BYBIT_API_KEY_DEMO": s.api_key, "BYBIT_API_SECRET_DEMO": s.api_secret}
 
     def guard() -> dict:
-        return ((_checkpoint(data).get("strategy") or {}).get("kill_switch")) or {}
+        return ((checkpoint(data).get("strategy") or {}).get("kill_switch")) or {}
 
     try:
         nodes.append(NodeProcess(args, env=env))
         node = nodes[-1]
         assert node.wait_for(r"warm-up replayed into the strategy", 60), node.output[-3000:]
-        base = _until(lambda: (g := guard()).get("day") is not None and g, 20, "the day's baseline in the checkpoint", node, s)
+        base = until(lambda: (g := guard()).get("day") is not None and g, 20, "the day's baseline in the checkpoint", node, s)
         assert base["day_start_balance"] == 100_000.0 and not base["active"]
 
         def lose() -> None:
@@ -218,17 +206,16 @@ def test_live_restart_after_the_kill_switch_tripped_keeps_it_tripped_until_midni
             s.exchange._emit_wallet()
 
         s.call(lose)
-        tripped = _until(lambda: (g := guard()).get("active") and g, 75, "the kill switch to trip at a minute close", node, s)
+        tripped = until(lambda: (g := guard()).get("active") and g, 75, "the kill switch to trip at a minute close", node, s)
         assert tripped["day"] == base["day"] and tripped["day_start_balance"] == 100_000.0 and tripped["tripped_at"] is not None
-        assert _until(lambda: [a for a in rows(data, "alerts") if a["type"] == "kill_switch"], 10, "the kill_switch alert", node)
-        _kill(node)
-        killed_ms = time.time_ns() // 1_000_000
+        assert until(lambda: [a for a in rows(data, "alerts") if a["type"] == "kill_switch"], 10, "the kill_switch alert", node)
+        killed_ms = node.kill()
 
         s.call(lambda: (setattr(s.exchange.account, "wallet", Decimal(100_000)), s.exchange._emit_wallet()))  # the loss made good: still tripped
         nodes.append(NodeProcess(args, env=env))
         node = nodes[-1]
         assert node.wait_for(r"restart: checkpoint restored \(\d+ ticks re-fed\): flat; kill switch TRIPPED \(day start balance 100000\.00\)", 60), node.output[-3000:]
-        fresh = _until(lambda: (cp := _checkpoint(data)).get("_ts_ms", 0) > killed_ms and cp, 10, "a checkpoint from the restarted node", node)
+        fresh = until(lambda: (cp := checkpoint(data)).get("_ts_ms", 0) > killed_ms and cp, 10, "a checkpoint from the restarted node", node)
         after = fresh["strategy"]["kill_switch"]
         assert {k: after[k] for k in ("day", "day_start_balance", "day_start_equity", "active", "tripped_at")} == \
                {k: tripped[k] for k in ("day", "day_start_balance", "day_start_equity", "active", "tripped_at")}

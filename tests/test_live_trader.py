@@ -49,7 +49,7 @@ from nautilus_trader.model.objects import Price, Quantity
 from auction_trader.backtest.funding import FUNDING_INTERVAL_NS, next_funding_after
 from auction_trader.config import AuctionConfig
 from auction_trader.live.node import Endpoints, LiveNode, NodeOptions
-from tests.live_harness import MINUTE_NS, REPO, NodeProcess, endpoint_args, minute_ms_after, preseed, rows
+from tests.live_harness import MINUTE_NS, REPO, NodeProcess, endpoint_args, minute_ms_after, preseed, rows, until
 from tests.live_script import SCRIPT_ENV, ScriptedAuction
 
 standin_mod = pytest.importorskip("tests.bybit_standin", reason="the Bybit stand-in (tests/bybit_standin) is not in this tree")
@@ -114,17 +114,6 @@ class Pusher:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
-
-
-def _until(fn, timeout: float, what: str, node: NodeProcess, standin=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    venue = f"\nvenue open orders: {standin.open_orders()}\nposition: {standin.position()}" if standin is not None else ""
-    raise AssertionError(f"timed out waiting for {what}{venue}\n{node.output[-4000:]}")
 
 
 def _d(x) -> Decimal:
@@ -210,7 +199,7 @@ def _scenario(run: Run) -> dict:
     node, s = run.node, run.s
     live = run.mode == "live"
     for i, (ts_min, direction) in enumerate(zip(run.t, (1, -1, 1), strict=True)):
-        sig = _until(lambda ts=ts_min: (r := _signal(run.data, ts)) and r["chosen_action"] != "HOLD" and r, (ts_min + MIN_MS) / 1000 - time.time() + 45, f"the decision of minute {i + 1}", node, s if live else None)
+        sig = until(lambda ts=ts_min: (r := _signal(run.data, ts)) and r["chosen_action"] != "HOLD" and r, (ts_min + MIN_MS) / 1000 - time.time() + 45, f"the decision of minute {i + 1}", node, s if live else None)
         assert sig["chosen_action"] == ("ENTER_LONG" if direction == 1 else "ENTER_SHORT"), sig
         if run.limit_entry:
             # The limit rests at the passive side; a one-tick move of the book onto it lets the
@@ -218,7 +207,7 @@ def _scenario(run: Run) -> dict:
             def limit_on_venue(d=direction):
                 return [o for o in s.open_orders() if o["orderType"] == "Limit" and not o.get("reduceOnly") and o["side"] == ("Buy" if d == 1 else "Sell")]
 
-            limit = _until(limit_on_venue, 40, f"limit entry {i + 1} on the venue", node, s)[0]
+            limit = until(limit_on_venue, 40, f"limit entry {i + 1} on the venue", node, s)[0]
             assert Decimal(limit["price"]) == _entry_price(True, direction), limit
             run.pusher.move(BID - TICK if direction == 1 else BID + TICK)
 
@@ -228,19 +217,19 @@ def _scenario(run: Run) -> dict:
             qty = json.loads(sig["feature_snapshot"]).get("qty") if sig else None
             return qty and sum(_d(f["qty"]) for f in mine) == Decimal(str(qty))
 
-        _until(entry_done, 40, f"entry {i + 1} filled to the quantity it was sized to", node, s if live else None)
+        until(entry_done, 40, f"entry {i + 1} filled to the quantity it was sized to", node, s if live else None)
         if live:
             want = Decimal(str(json.loads(_signal(run.data, ts_min)["feature_snapshot"])["qty"]))
-            _until(lambda w=want, d=direction: _d(s.position().get("size") or 0) == w and s.position().get("side") == ("Buy" if d == 1 else "Sell"), 30, f"the venue position of trade {i + 1}", node, s)
-            _until(lambda: len([o for o in s.open_orders() if o.get("reduceOnly")]) == 3, 30, f"stop, TP1 and TP2 of trade {i + 1}", node, s)
+            until(lambda w=want, d=direction: _d(s.position().get("size") or 0) == w and s.position().get("side") == ("Buy" if d == 1 else "Sell"), 30, f"the venue position of trade {i + 1}", node, s)
+            until(lambda: len([o for o in s.open_orders() if o.get("reduceOnly")]) == 3, 30, f"stop, TP1 and TP2 of trade {i + 1}", node, s)
         if run.limit_entry:
             run.pusher.move(BID)
     # The last trade (long) is stopped out: the book falls through its stop.
     run.pusher.move(BID - (STOP_TICKS + 50) * TICK)
     if live:
-        _until(lambda: _d(s.position().get("size") or 0) == 0, 30, "the stop to close the last trade", node, s)
-        _until(lambda: s.open_orders() == [], 40, "no open order left on the venue", node, s)
-    _until(lambda: len([p for p in rows(run.data, "positions") if p["status"] != "OPEN"]) >= 3, 40, "three closed positions in the store", node, s if live else None)
+        until(lambda: _d(s.position().get("size") or 0) == 0, 30, "the stop to close the last trade", node, s)
+        until(lambda: s.open_orders() == [], 40, "no open order left on the venue", node, s)
+    until(lambda: len([p for p in rows(run.data, "positions") if p["status"] != "OPEN"]) >= 3, 40, "three closed positions in the store", node, s if live else None)
     time.sleep(0.5)
     # ``status`` is answered by the running node, which writes a fresh node_status row as it answers
     status = subprocess.run([sys.executable, "run_live.py", "status", "--data-dir", str(run.data)], cwd=REPO, capture_output=True, text=True, timeout=30)

@@ -116,8 +116,8 @@ class Lifecycle:
         # gate: active, not halted, warmed up), and where each positions row goes as it is made.
         self.may_enter: Callable[[], bool] = lambda: True
         self.on_position: Callable[[dict], None] = lambda row: None
-        # A minute's signals_1m record changed after its minute close (a flip's entry sized once
-        # the old position is flat, an entry rejected or given up): a live store writes it again.
+        # A minute's signals_1m record changed (a flip's entry sized once the old position is flat,
+        # an entry rejected or given up): a live store writes it again if its minute was decided.
         self.on_record_amended: Callable[[dict], None] = lambda record: None
 
     # -- the minute close ------------------------------------------------------------------------
@@ -181,13 +181,9 @@ class Lifecycle:
         size = position_size(margin, sizing.risk_pct, c.entry, c.stop, self.step, sizing.max_leverage)
         if size.steps < 1:
             why = "SIZE_" + size.reason.upper().replace(" ", "_")
-            amend(record, EXIT if flip else HOLD, f"{record['reason_code']}:{why}", qty=0.0, margin=margin)
-            if flip:
-                self.on_record_amended(record)
+            self._amend(record, EXIT if flip else HOLD, f"{record['reason_code']}:{why}", qty=0.0, margin=margin)
             return False
-        amend(record, qty=size.qty, margin=margin)
-        if flip:
-            self.on_record_amended(record)
+        self._amend(record, qty=size.qty, margin=margin)
         if size.leverage_capped:
             self.venue.alert(now_ns, "leverage cap hit", {"qty": size.qty, "leverage": size.leverage})
         t = Trade(c, signal_ts_min, size.steps, margin, sizing.risk_pct, record=record, flip=flip)
@@ -236,6 +232,13 @@ class Lifecycle:
         if self.flip is not None and self.trade is None:
             self.venue.alert(now_ns, "flip entry sized before the account showed the close", {"signal_ts_min": self.flip.signal_ts_min})
             self._flip_entry(now_ns)
+
+    def _amend(self, record: dict, *args, **changes) -> None:
+        """Change a minute's ``signals_1m`` record and say so (:attr:`on_record_amended`: a record
+        changed after its minute was decided is stored again; the hook ignores the minute being
+        decided)."""
+        amend(record, *args, **changes)
+        self.on_record_amended(record)
 
     # -- no order left hanging -------------------------------------------------------------------
 
@@ -287,8 +290,7 @@ class Lifecycle:
             t.planned_steps, t.entry_id = t.filled_steps, None
             if t.opened_ns is None:
                 if t.record is not None:  # nothing was opened: the minute's record says so
-                    amend(t.record, EXIT if t.flip else HOLD, f"{t.record['reason_code']}:ENTRY_GIVEN_UP", qty=0.0)
-                    self.on_record_amended(t.record)
+                    self._amend(t.record, EXIT if t.flip else HOLD, f"{t.record['reason_code']}:ENTRY_GIVEN_UP", qty=0.0)
                 self._forget(t)
             else:
                 self.sync_protection(t)
@@ -302,8 +304,7 @@ class Lifecycle:
         # Give up the exit: the position stays, protected by its stop; the next decision may exit again.
         t.closing, t.exit_purpose = False, None
         if self.flip is not None and self.flip.old is t:
-            amend(self.flip.record, HOLD, f"{self.flip.record['reason_code']}:EXIT_GIVEN_UP")
-            self.on_record_amended(self.flip.record)
+            self._amend(self.flip.record, HOLD, f"{self.flip.record['reason_code']}:EXIT_GIVEN_UP")
             self.flip = None
         self.sync_protection(t)
 
@@ -360,8 +361,7 @@ class Lifecycle:
         t = self.owner.get(cid)
         if t is not None and t.entry_id is not None and cid == t.entry_id and t.opened_ns is None:
             if t.record is not None:  # nothing was opened: the minute's record says so
-                amend(t.record, EXIT if t.flip else HOLD, f"{t.record['reason_code']}:ENTRY_REJECTED", qty=0.0)
-                self.on_record_amended(t.record)
+                self._amend(t.record, EXIT if t.flip else HOLD, f"{t.record['reason_code']}:ENTRY_REJECTED", qty=0.0)
             self._forget(t)
 
     def on_accepted(self, cid: str) -> None:
